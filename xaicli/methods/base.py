@@ -1,0 +1,57 @@
+"""The contract shared by every attribution method.
+
+A method sees only numpy: ``predict`` maps an encoded feature matrix of shape
+``(n, n_features)`` to model outputs of shape ``(n, n_outputs)``. Categorical
+input columns arrive as float category codes (``NaN`` = missing); the model
+adapter decodes them before calling the real model, so methods may mix rows of
+``x`` and ``background`` freely but must never interpolate a categorical code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+
+#: ``predict(X) -> Y``: X (n, n_features) float64, Y (n, n_outputs) float64.
+PredictFn = Callable[[FloatArray], FloatArray]
+
+
+@dataclass(frozen=True)
+class Attributions:
+    """Per-row attributions for a block of rows.
+
+    values:      (n_rows, n_outputs, n_features) attribution of each feature.
+    base_values: (n_rows, n_outputs) the reference value (SHAP: E[f(background)],
+                 LIME: surrogate intercept, IG: f(baseline)).
+    predictions: (n_rows, n_outputs) the model output that was explained.
+    extras:      name -> (n_rows, n_outputs) extra per-row columns written after
+                 ``prediction`` (e.g. ``completeness_error``, ``score``).
+    """
+
+    values: FloatArray
+    base_values: FloatArray
+    predictions: FloatArray
+    extras: dict[str, FloatArray] = field(default_factory=dict)
+
+
+def row_rng(seed: int, row: int) -> np.random.Generator:
+    """The random stream of one input row: a function of the seed and the row's
+    0-based position only, so results never depend on chunking or workers."""
+    return np.random.default_rng([int(seed), int(row)])
+
+
+def evaluate_in_blocks(
+    predict: PredictFn, X: FloatArray, *, max_rows: int = 200_000
+) -> FloatArray:
+    """``predict`` over ``X`` in blocks of at most ``max_rows`` rows, bounding memory."""
+    if X.shape[0] <= max_rows:
+        return np.asarray(predict(X), dtype=np.float64)
+    parts = [predict(X[i : i + max_rows]) for i in range(0, X.shape[0], max_rows)]
+    return np.concatenate([np.asarray(p, dtype=np.float64) for p in parts], axis=0)
