@@ -1,0 +1,30 @@
+"""Errors the command line turns into one stderr line and an exit code.
+
+Exit codes: 0 success, 1 runtime failure, 2 bad usage or input.
+"""
+
+from __future__ import annotations
+
+
+class XaiError(Exception):
+    """Base of the errors we expect; anything else is a bug (exit 1, traceback with --debug)."""
+
+    exit_code = 1
+
+
+class UsageError(XaiError):
+    """Bad options, files or data: the user can fix it (exit 2)."""
+
+    exit_code = 2
+
+
+class ModelLoadError(UsageError):
+    """The model file or reference does not load, or has no usable prediction method."""
+
+
+class DataError(UsageError):
+    """The data or background table is missing, unreadable, empty or does not fit the model."""
+
+
+class RunFailure(XaiError):
+    """The run failed while computing (e.g. the model raised on a chunk): exit 1."""

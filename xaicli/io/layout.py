@@ -1,0 +1,81 @@
+"""Shape attributions into the output table: the stable interface documented in the README.
+
+wide: id columns (or ``row``), ``output``, ``base_value``, ``prediction``, method extras
+      (e.g. ``completeness_error``), then one column per feature named as the feature.
+long: id columns (or ``row``), ``output``, ``feature``, ``attribution``, ``rank``.
+One row per input row and explained output (long: and feature), in input order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pyarrow as pa
+
+from xaicli.errors import UsageError
+from xaicli.methods.base import Attributions
+
+ROW = "row"
+FIXED_WIDE = ("output", "base_value", "prediction")
+FIXED_LONG = ("output", "feature", "attribution", "rank")
+
+
+def check_names(
+    features: Sequence[str], id_cols: Sequence[str], extras: Sequence[str], layout: str
+) -> None:
+    """Refuse tables whose column names would collide."""
+    keys = list(id_cols) or [ROW]
+    if layout == "wide":
+        taken = keys + list(FIXED_WIDE) + list(extras)
+        clash = sorted(set(taken) & set(features)) or sorted({c for c in taken if taken.count(c) > 1})
+        if clash:
+            raise UsageError(
+                f"column name {clash[0]!r} is both a feature and an output column; "
+                "rename it or use --layout long"
+            )
+    else:
+        clash = sorted(set(keys) & set(FIXED_LONG))
+        if clash:
+            raise UsageError(f"id column {clash[0]!r} clashes with an output column of --layout long")
+
+
+def attribution_table(
+    result: Attributions,
+    keys: pa.Table,
+    output_names: Sequence[str],
+    features: Sequence[str],
+    layout: str,
+) -> pa.Table:
+    """Arrow table for one chunk. keys: the id columns (or ``row``) of the chunk's rows."""
+    n_rows, n_outputs, n_features = result.values.shape
+    if layout == "wide":
+        take = pa.array(np.repeat(np.arange(n_rows), n_outputs))
+        columns = {name: keys.column(name).take(take) for name in keys.column_names}
+        columns["output"] = pa.array(np.tile(np.asarray(output_names, dtype=object), n_rows), pa.string())
+        columns["base_value"] = pa.array(result.base_values.reshape(-1), pa.float64())
+        columns["prediction"] = pa.array(result.predictions.reshape(-1), pa.float64())
+        for name, extra in result.extras.items():
+            columns[name] = pa.array(np.asarray(extra, dtype=np.float64).reshape(-1), pa.float64())
+        flat = result.values.reshape(n_rows * n_outputs, n_features)
+        for j, feature in enumerate(features):
+            columns[feature] = pa.array(flat[:, j], pa.float64())
+        return pa.table(columns)
+    per_row = n_outputs * n_features
+    take = pa.array(np.repeat(np.arange(n_rows), per_row))
+    columns = {name: keys.column(name).take(take) for name in keys.column_names}
+    columns["output"] = pa.array(
+        np.tile(np.repeat(np.asarray(output_names, dtype=object), n_features), n_rows), pa.string()
+    )
+    columns["feature"] = pa.array(np.tile(np.asarray(features, dtype=object), n_rows * n_outputs), pa.string())
+    columns["attribution"] = pa.array(result.values.reshape(-1), pa.float64())
+    columns["rank"] = pa.array(_ranks(result.values).reshape(-1), pa.int32())
+    return pa.table(columns)
+
+
+def _ranks(values: np.ndarray) -> np.ndarray:
+    """1 = largest |attribution| per row and output; ties broken by feature order."""
+    order = np.argsort(-np.abs(values), axis=-1, kind="stable")
+    ranks = np.empty_like(order)
+    np.put_along_axis(ranks, order, np.arange(1, values.shape[-1] + 1)[None, None, :], axis=-1)
+    return ranks

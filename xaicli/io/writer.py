@@ -1,0 +1,109 @@
+"""Write the output table atomically: Parquet or CSV under a temporary name, renamed into
+place only when complete; or CSV streamed to stdout."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from xaicli.errors import UsageError
+
+METADATA_KEY = b"xaicli"
+
+
+def check_destination(out: str, *, overwrite: bool) -> None:
+    """Fail before any work if ``out`` exists (without --overwrite) or its folder is missing."""
+    if out == "-":
+        return
+    path = Path(out)
+    if path.exists() and not overwrite:
+        raise UsageError(f"output {path} already exists; pass --overwrite to replace it")
+    if path.is_dir():
+        raise UsageError(f"output {path} is a folder; give a file name")
+    if not path.parent.exists():
+        raise UsageError(f"output folder {path.parent} does not exist")
+
+
+class TableWriter:
+    """Streams chunk tables to one output. Use as a context manager: on error the
+    temporary file is removed and nothing appears at the destination."""
+
+    def __init__(self, out: str, out_format: str) -> None:
+        self.out = out
+        self.out_format = "csv" if out == "-" else out_format
+        self._tmp: Path | None = None
+        self._handle: BinaryIO | None = None
+        self._parquet: pq.ParquetWriter | None = None
+        self._csv: pacsv.CSVWriter | None = None
+        self.rows_written = 0
+
+    def __enter__(self) -> TableWriter:
+        if self.out != "-":
+            target = Path(self.out)
+            fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+            os.close(fd)
+            self._tmp = Path(name)
+        return self
+
+    def write(self, table: pa.Table) -> None:
+        if self.out_format == "parquet":
+            if self._parquet is None:
+                self._parquet = pq.ParquetWriter(self._tmp, table.schema, compression="zstd")
+            self._parquet.write_table(table)
+        else:
+            if self._csv is None:
+                if self.out == "-":
+                    self._handle = sys.stdout.buffer
+                else:
+                    self._handle = open(self._tmp, "wb")  # noqa: SIM115 - closed in finish/abort
+                self._csv = pacsv.CSVWriter(self._handle, table.schema)
+            self._csv.write_table(table)
+            if self.out == "-":
+                self._handle.flush()
+        self.rows_written += table.num_rows
+
+    def finish(self, metadata: dict[str, Any], empty_schema: pa.Schema) -> None:
+        """Close, add provenance metadata (Parquet) and move the file into place."""
+        if self.out_format == "parquet":
+            if self._parquet is None:
+                self._parquet = pq.ParquetWriter(self._tmp, empty_schema, compression="zstd")
+            self._parquet.add_key_value_metadata({METADATA_KEY: json.dumps(metadata).encode()})
+            self._parquet.close()
+        else:
+            if self._csv is None:
+                self.write(empty_schema.empty_table())
+            self._csv.close()
+            if self.out != "-":
+                self._handle.close()
+            else:
+                self._handle.flush()
+        if self._tmp is not None:
+            os.replace(self._tmp, self.out)
+            self._tmp = None
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if self._tmp is None:
+            return
+        try:
+            if self._parquet is not None:
+                self._parquet.close()
+            if self._handle is not None and self.out != "-":
+                self._handle.close()
+        finally:
+            self._tmp.unlink(missing_ok=True)
+
+
+def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(payload, handle, indent=2, default=str)
+        handle.write("\n")
+    os.replace(name, path)

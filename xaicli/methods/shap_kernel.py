@@ -1,0 +1,127 @@
+"""Kernel SHAP: Shapley values as a constrained weighted least-squares fit over coalitions.
+
+Lundberg & Lee 2017, "A unified approach to interpreting model predictions":
+minimise sum_S w(S) (v(S) - v(0) - sum_{i in S} phi_i)^2 subject to
+sum_i phi_i = f(x) - v(0), with w(S) = (M-1) / (C(M,|S|) |S| (M-|S|)).
+
+One coalition design, drawn from the seed alone, is shared by every row: the fit is then
+one linear operator applied to all rows and outputs at once, and a row's values do not
+depend on which chunk or worker computed it. Sizes whose coalitions all fit in the budget
+are enumerated (smallest and largest first, they carry most kernel weight); the rest are
+sampled in complementary pairs. When 2^M - 2 coalitions fit in the budget the fit is
+exact Shapley values.
+"""
+
+from __future__ import annotations
+
+from math import comb
+
+import numpy as np
+
+from xaicli.methods.base import Attributions, FloatArray, PredictFn
+from xaicli.methods.shap_common import background_mean, check_background, coalition_values
+
+DESIGN_STREAM = 0x4B53  # separates the design's random stream from the rows' streams
+
+
+def default_n_samples(n_features: int) -> int:
+    return 2 * n_features + 2048
+
+
+def kernel_design(n_features: int, n_samples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Coalitions (C, M) bool and their regression weights (C,), empty and full excluded."""
+    m = n_features
+    if m < 2:
+        raise ValueError(f"Kernel SHAP needs at least 2 features, got {m}")
+    if n_samples < 2 * m:
+        raise ValueError(f"n_samples must be at least 2 * n_features = {2 * m}, got {n_samples}")
+    sizes = np.arange(1, m)
+    size_weight = (m - 1) / (sizes * (m - sizes))  # kernel mass of each size, before normalising
+    size_weight /= size_weight.sum()
+    masks: list[np.ndarray] = []
+    weights: list[float] = []
+    remaining_budget = n_samples
+    remaining_weight = 1.0
+    low, high = 1, m - 1
+    # enumerate size pairs (s, M-s) from the outside in while their share of the budget covers them
+    while low <= high:
+        pair = [low] if low == high else [low, high]
+        n_subsets = sum(comb(m, s) for s in pair)
+        pair_weight = sum(size_weight[s - 1] for s in pair)
+        if n_subsets > remaining_budget * pair_weight / remaining_weight + 1e-9:
+            break
+        for s in pair:
+            for subset in _subsets_of_size(m, s):
+                masks.append(subset)
+                weights.append(size_weight[s - 1] / comb(m, s))
+        remaining_budget -= n_subsets
+        remaining_weight -= pair_weight
+        low, high = low + 1, high - 1
+    if low <= high and remaining_budget >= 2:
+        rng = np.random.default_rng([int(seed), DESIGN_STREAM, m])
+        free = np.arange(low, high + 1)
+        p = size_weight[free - 1] / size_weight[free - 1].sum()
+        counts: dict[bytes, list] = {}
+        for _ in range(remaining_budget // 2):
+            s = rng.choice(free, p=p)
+            mask = np.zeros(m, dtype=bool)
+            mask[rng.choice(m, size=s, replace=False)] = True
+            for member in (mask, ~mask):  # paired sampling: a coalition and its complement
+                key = member.tobytes()
+                if key in counts:
+                    counts[key][1] += 1
+                else:
+                    counts[key] = [member, 1]
+        total = sum(c for _, c in counts.values())
+        for member, c in counts.values():
+            masks.append(member)
+            weights.append(remaining_weight * c / total)
+    return np.array(masks, dtype=bool), np.array(weights, dtype=np.float64)
+
+
+def _subsets_of_size(m: int, s: int):
+    from itertools import combinations
+
+    for members in combinations(range(m), s):
+        mask = np.zeros(m, dtype=bool)
+        mask[list(members)] = True
+        yield mask
+
+
+def kernel_operator(masks: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """P (M, C) and q (M,) with phi = P @ (v_S - v0) + q * (f(x) - v0): the constrained
+    weighted least-squares solution, linear in the coalition values."""
+    Z = masks.astype(np.float64)
+    gram_inv = np.linalg.pinv(Z.T @ (weights[:, None] * Z))
+    ones = np.ones(Z.shape[1])
+    a = gram_inv @ ones
+    q = a / (ones @ a)
+    P = (np.eye(Z.shape[1]) - np.outer(q, ones)) @ gram_inv @ (Z.T * weights[None, :])
+    return P, q
+
+
+def explain_kernel(
+    predict: PredictFn,
+    X: FloatArray,
+    *,
+    background: FloatArray,
+    seed: int = 0,
+    n_samples: int | None = None,
+    max_eval_rows: int = 200_000,
+) -> Attributions:
+    """Kernel SHAP values (n_rows, n_outputs, M) of ``predict`` for the rows X (n_rows, M).
+
+    n_samples: coalitions evaluated per row (default 2M + 2048, shap's default).
+    """
+    check_background(X, background)
+    n_features = X.shape[1]
+    budget = default_n_samples(n_features) if n_samples is None else int(n_samples)
+    masks, weights = kernel_design(n_features, budget, seed)
+    P, q = kernel_operator(masks, weights)
+    base = background_mean(predict, background, max_eval_rows=max_eval_rows)  # (K,)
+    v = coalition_values(predict, X, background, masks, max_eval_rows=max_eval_rows)  # (n, C, K)
+    fx = np.asarray(predict(X), dtype=np.float64)  # (n, K)
+    values = np.einsum("mc,nck->nkm", P, v - base) + q[None, None, :] * (fx - base)[:, :, None]
+    return Attributions(
+        values=values, base_values=np.broadcast_to(base, fx.shape).copy(), predictions=fx
+    )

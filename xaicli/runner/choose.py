@@ -1,0 +1,87 @@
+"""Choose the SHAP algorithm: the fastest exact one the model allows, unless asked."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from xaicli.errors import UsageError
+from xaicli.methods.shap_exact import MAX_FEATURES
+from xaicli.models.structure import final_estimator, is_additive, is_pipeline
+
+EXACT_AUTO_MAX_FEATURES = 12  # 4,096 coalitions per row: about as costly as 2M + 2048 samples
+
+
+@dataclass(frozen=True)
+class Choice:
+    algorithm: str
+    reason: str
+    hint: str | None = None
+
+
+def choose_shap_algorithm(
+    requested: str, model: Any, output_kind: str, n_features: int, any_categorical: bool
+) -> Choice:
+    tree_problem = _tree_problem(model, output_kind, any_categorical)
+    if requested == "tree":
+        if tree_problem:
+            raise UsageError(f"--algorithm tree: {tree_problem}")
+        return Choice("tree", "requested")
+    if requested == "tree-path":
+        if tree_problem:
+            raise UsageError(f"--algorithm tree-path: {tree_problem}")
+        return Choice("tree-path", "requested (path-dependent; ignores the background)")
+    if requested == "linear":
+        if not is_additive(model, output_kind):
+            raise UsageError(
+                "--algorithm linear needs a linear model's predict or decision output, after "
+                "column-wise preprocessing only; use exact or kernel"
+            )
+        return Choice("linear", "requested")
+    if requested == "exact":
+        if n_features > MAX_FEATURES:
+            raise UsageError(
+                f"--algorithm exact enumerates 2^{n_features} coalitions per row; "
+                f"use it for at most {MAX_FEATURES} features, or --algorithm kernel"
+            )
+        return Choice("exact", "requested")
+    if requested in ("kernel", "permutation"):
+        if n_features < 2:
+            raise UsageError(f"--algorithm {requested} needs at least 2 features")
+        return Choice(requested, "requested")
+    # auto
+    hint = None
+    if not tree_problem:
+        return Choice("tree", "tree ensemble: exact interventional TreeSHAP")
+    if output_kind == "proba" and _is_boosted(model):
+        hint = (
+            "the probability of a boosted classifier has no exact TreeSHAP; "
+            "--output decision explains its margin exactly and fast"
+        )
+    if is_additive(model, output_kind):
+        return Choice("linear", "model is additive in its input columns: closed form", hint)
+    if n_features <= EXACT_AUTO_MAX_FEATURES:
+        return Choice("exact", f"{n_features} features: exact enumeration", hint)
+    return Choice("kernel", f"{n_features} features: Kernel SHAP sampling", hint)
+
+
+def _is_boosted(model: Any) -> bool:
+    return type(final_estimator(model)).__name__ in (
+        "GradientBoostingClassifier",
+        "HistGradientBoostingClassifier",
+    )
+
+
+def _tree_problem(model: Any, output_kind: str, any_categorical: bool) -> str | None:
+    """Why TreeSHAP cannot run on this model, or None when it can."""
+    if is_pipeline(model):
+        return "the model is a Pipeline; TreeSHAP needs a bare tree ensemble"
+    if any_categorical:
+        return "TreeSHAP needs numeric input columns"
+    from xaicli.models.trees import TreeModelNotSupported, extract_tree_ensemble
+
+    try:
+        extract_tree_ensemble(model, output_kind)
+    except TreeModelNotSupported as exc:
+        return str(exc)
+    return None

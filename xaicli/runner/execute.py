@@ -1,0 +1,104 @@
+"""Run a prepared explanation: read chunks in order, fan them out, write results in order.
+
+The one place that talks to joblib. Workers receive the plan and a chunk of encoded rows;
+results come back in input order and are written as they arrive, so memory stays bounded
+by a few chunks whatever the size of the data.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from xaicli.config import ExplainConfig
+from xaicli.io.layout import ROW, attribution_table
+from xaicli.runner.compute import compute_chunk, remember_model
+from xaicli.runner.prepare import Prepared
+
+ProgressFn = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class Chunk:
+    index: int
+    start: int  # 0-based position of the first row in the input
+    X: np.ndarray
+    keys: pa.Table
+    categories: tuple[tuple[Any, ...], ...]
+
+    @property
+    def label(self) -> str:
+        first = self.keys.column(0)[0].as_py() if self.keys.num_rows else self.start
+        return f"chunk {self.index} (rows {self.start}-{self.start + len(self.X) - 1}, first id {first})"
+
+
+def effective_n_jobs(n_jobs: int) -> int:
+    cores = os.cpu_count() or 1
+    return cores if n_jobs in (0, -1) else max(1, min(n_jobs, 4 * cores) if n_jobs > 0 else cores + 1 + n_jobs)
+
+
+def iter_chunks(prepared: Prepared, chunk_size: int) -> Iterator[Chunk]:
+    """Encoded chunks of ``chunk_size`` rows, in input order."""
+    plan = prepared.plan
+    keys = prepared.key_columns
+    columns = list(dict.fromkeys(list(plan.features) + list(keys)))
+    position = 0
+    for index, batch in enumerate(prepared.source.iter_batches(columns, chunk_size)):
+        X = prepared.codec.encode(batch)
+        if keys:
+            key_table = pa.Table.from_batches([batch.select(list(keys))])
+        else:
+            key_table = pa.table({ROW: pa.array(np.arange(position, position + batch.num_rows), pa.int64())})
+        yield Chunk(index, position, X, key_table, prepared.codec.snapshot())
+        position += batch.num_rows
+
+
+def run_chunks(
+    prepared: Prepared, config: ExplainConfig, on_progress: ProgressFn | None = None
+) -> Iterator[pa.Table]:
+    """Output tables of every chunk, in input order."""
+    plan = prepared.plan
+    n_jobs = effective_n_jobs(config.n_jobs)
+    chunks = iter_chunks(prepared, config.chunk_size)
+
+    def tables(results: Iterator[tuple[Chunk, Any]]) -> Iterator[pa.Table]:
+        for chunk, result in results:
+            if on_progress is not None:
+                on_progress(len(chunk.X))
+            yield attribution_table(result, chunk.keys, plan.output.names, plan.features, config.layout)
+
+    if n_jobs == 1:
+        remember_model(plan.model_key, prepared.model)
+        yield from tables(
+            (c, compute_chunk(plan, c.X, c.start + np.arange(len(c.X)), c.categories, c.label)) for c in chunks
+        )
+        return
+    from joblib import Parallel, delayed, parallel_config
+
+    dispatched: deque[Chunk] = deque()
+
+    def tasks():
+        for chunk in chunks:
+            dispatched.append(chunk)  # results return in this order; ids never leave this process
+            rows = chunk.start + np.arange(len(chunk.X))
+            yield delayed(compute_chunk)(plan, chunk.X, rows, chunk.categories, chunk.label)
+
+    with parallel_config(backend="loky", inner_max_num_threads=1):
+        parallel = Parallel(n_jobs=n_jobs, return_as="generator", pre_dispatch="2*n_jobs")
+        yield from tables((dispatched.popleft(), result) for result in parallel(tasks()))
+
+
+class Timer:
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+
+    @property
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start

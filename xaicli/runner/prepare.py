@@ -1,0 +1,213 @@
+"""Turn a validated configuration into a run plan: open the data, pick the features,
+load the model, draw the background, choose the algorithm. Every check that can fail
+on the user's input runs here, before any work starts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from xaicli.config import ExplainConfig
+from xaicli.errors import DataError, UsageError, XaiError
+from xaicli.io.layout import ROW, check_names
+from xaicli.io.tables import TableSource, open_table
+from xaicli.models.adapter import (
+    ModelPredictor,
+    callable_output_spec,
+    model_feature_names,
+    resolve_output,
+)
+from xaicli.models.codec import FeatureCodec
+from xaicli.models.loader import ModelSource, load_model, model_fingerprint
+from xaicli.runner.choose import choose_shap_algorithm
+from xaicli.runner.plan import RunPlan
+
+BACKGROUND_STREAM = 0xBA5E  # the background sample's random stream, apart from the rows'
+EXTRAS = {"lime": ("local_prediction", "score"), "ig": ("completeness_error",)}
+
+
+@dataclass
+class Prepared:
+    plan: RunPlan
+    source: TableSource
+    codec: FeatureCodec
+    model: Any
+    n_rows: int
+    key_columns: tuple[str, ...]  # id columns, or () for the row position
+    notes: list[str]
+    facts: dict[str, Any]  # for the manifest
+
+
+def prepare(config: ExplainConfig) -> Prepared:
+    source = open_table(config.data)
+    missing_ids = [c for c in config.id_cols if c not in source.schema.names]
+    if missing_ids:
+        raise DataError(f"id column {missing_ids[0]!r} is not in {config.data}")
+    model_source = ModelSource(config.model, trust=config.trust_model)
+    model = load_model(model_source)
+    features = _features(config, source, model)
+    model_columns = model_feature_names(model)
+    n_rows = source.count_rows()
+    if n_rows == 0:
+        raise DataError(f"{config.data} has no rows")
+    codec = FeatureCodec.from_schema(source.schema, features)
+    background_table = _background_table(config, source, features, n_rows)
+    background = codec.encode(background_table)
+
+    output = resolve_output(model, config.output, config.classes)
+    probe = ModelPredictor(model, output, features, codec.categorical, codec.snapshot(), model_columns)
+    try:
+        raw = probe.raw(background[: min(len(background), 8)])
+    except XaiError:
+        raise
+    except Exception as exc:
+        raise DataError(
+            f"the model cannot take the data's columns ({type(exc).__name__}: {_line(exc)}); "
+            "check --features and the column types"
+        ) from exc
+    if output.kind == "call":
+        output = callable_output_spec(raw.shape[1], config.classes)
+    if not np.all(np.isfinite(raw)):
+        raise DataError("the model returned NaN or infinite outputs on the background rows")
+
+    method = "shap" if config.method == "auto" else config.method
+    notes: list[str] = []
+    params: dict[str, Any] = {"n_samples": config.n_samples}
+    algorithm = ""
+    if method == "shap":
+        choice = choose_shap_algorithm(
+            config.algorithm, model, output.kind, len(features), any(codec.categorical)
+        )
+        algorithm = choice.algorithm
+        notes.append(f"SHAP algorithm: {algorithm} ({choice.reason})")
+        if choice.hint:
+            notes.append(choice.hint)
+    elif config.algorithm != "auto":
+        raise UsageError(f"--algorithm applies to --method shap, not {method}")
+    if method == "lime":
+        params.update(
+            kernel_width=config.kernel_width, discretize=config.discretize, num_features=config.num_features
+        )
+    if method in ("ig", "saliency"):
+        params["scale"] = _spread(background, codec.categorical_mask)
+    if method == "ig":
+        params["baselines"] = _baselines(config, codec, background, features)
+        params["steps"] = config.steps
+    check_names(features, config.id_cols, EXTRAS.get(method, ()), config.layout)
+
+    fingerprint = model_fingerprint(model_source)
+    plan = RunPlan(
+        model_source=model_source,
+        model_key=f"{config.model}:{fingerprint}",
+        output=output,
+        features=features,
+        categorical=codec.categorical,
+        model_columns=model_columns,
+        method=method,
+        algorithm=algorithm,
+        background=background,
+        seed=config.seed,
+        params=params,
+        max_eval_rows=config.max_eval_rows,
+    )
+    facts = {
+        "method": method,
+        "algorithm": algorithm or None,
+        "outputs": list(output.names),
+        "output_kind": output.kind,
+        "features": list(features),
+        "model_sha256": fingerprint,
+        "data_rows": n_rows,
+        "background_rows": int(background.shape[0]),
+        "background_source": str(config.background) if config.background else "sample of the data",
+    }
+    return Prepared(plan, source, codec, model, n_rows, tuple(config.id_cols), notes, facts)
+
+
+def _features(config: ExplainConfig, source: TableSource, model: Any) -> tuple[str, ...]:
+    columns = source.schema.names
+    fitted = model_feature_names(model)
+    if config.features:
+        features = tuple(config.features)
+        if fitted is not None and set(features) != set(fitted):
+            raise DataError(
+                f"--features must name the model's fitted columns ({', '.join(fitted)})"
+            )
+    elif fitted is not None:
+        features = fitted
+    else:
+        features = tuple(c for c in columns if c not in config.id_cols)
+        expected = getattr(model, "n_features_in_", None)
+        if expected is not None and len(features) != expected:
+            raise DataError(
+                f"the model expects {expected} features but the data has {len(features)} "
+                "columns besides the id columns; name them with --features"
+            )
+    missing = [f for f in features if f not in columns]
+    if missing:
+        raise DataError(
+            f"{config.data} lacks the model's column(s) {', '.join(missing)}; "
+            f"it has {', '.join(columns)}"
+        )
+    if not features:
+        raise DataError("no feature columns to explain")
+    if ROW in features and not config.id_cols and config.layout == "wide":
+        raise UsageError("a feature is named 'row'; pass --id-col to name the rows another way")
+    return features
+
+
+def _background_table(config: ExplainConfig, source: TableSource, features: tuple[str, ...], n_rows: int):
+    if config.background is not None:
+        table_source = open_table(config.background, what="background")
+        missing = [f for f in features if f not in table_source.schema.names]
+        if missing:
+            raise DataError(f"background {config.background} lacks column(s) {', '.join(missing)}")
+        table = table_source.take(np.arange(table_source.count_rows()), features)
+        if table.num_rows == 0:
+            raise DataError(f"background {config.background} has no rows")
+        return table
+    if config.background_size < 1:
+        raise UsageError(f"--background-size must be at least 1, got {config.background_size}")
+    size = min(config.background_size, n_rows)
+    rng = np.random.default_rng([config.seed, BACKGROUND_STREAM])
+    positions = np.sort(rng.choice(n_rows, size=size, replace=False))
+    return source.take(positions, features)
+
+
+def _spread(background: np.ndarray, categorical: np.ndarray) -> np.ndarray:
+    """Each feature's standard deviation in the background (1 where it is 0 or categorical)."""
+    scale = np.nanstd(background, axis=0) if background.shape[0] > 1 else np.ones(background.shape[1])
+    scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
+    scale[categorical] = 1.0
+    return scale
+
+
+def _baselines(config: ExplainConfig, codec: FeatureCodec, background: np.ndarray, features) -> np.ndarray:
+    kind = config.baseline
+    categorical = codec.categorical_mask
+    if kind in ("mean", "median", "zero"):
+        if kind == "zero":
+            row = np.zeros(background.shape[1])
+        else:
+            row = np.nanmean(background, axis=0) if kind == "mean" else np.nanmedian(background, axis=0)
+        for j in np.flatnonzero(categorical):  # a category cannot be averaged: take the most frequent
+            codes = background[:, j][~np.isnan(background[:, j])]
+            row[j] = np.bincount(codes.astype(np.int64)).argmax() if codes.size else np.nan
+        return row[None, :]
+    path = Path(kind)
+    table_source = open_table(path, what="baseline")
+    missing = [f for f in features if f not in table_source.schema.names]
+    if missing:
+        raise DataError(f"baseline {path} lacks column(s) {', '.join(missing)}")
+    table = table_source.take(np.arange(table_source.count_rows()), features)
+    if table.num_rows == 0:
+        raise DataError(f"baseline {path} has no rows")
+    return codec.encode(table)
+
+
+def _line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
