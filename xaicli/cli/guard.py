@@ -31,5 +31,7 @@ def guarded(debug: bool, action: Callable[[], T]) -> T:
         if debug:
             raise
         text = str(exc).strip().splitlines()
-        error(f"{type(exc).__name__}: {text[0] if text else ''} (rerun with --debug for the traceback)")
+        error(
+            f"{type(exc).__name__}: {text[0] if text else ''} (rerun with --debug for the traceback)"
+        )
         raise typer.Exit(1) from None

@@ -28,7 +28,9 @@ def check_names(
     keys = list(id_cols) or [ROW]
     if layout == "wide":
         taken = keys + list(FIXED_WIDE) + list(extras)
-        clash = sorted(set(taken) & set(features)) or sorted({c for c in taken if taken.count(c) > 1})
+        clash = sorted(set(taken) & set(features)) or sorted(
+            {c for c in taken if taken.count(c) > 1}
+        )
         if clash:
             raise UsageError(
                 f"column name {clash[0]!r} is both a feature and an output column; "
@@ -37,7 +39,9 @@ def check_names(
     else:
         clash = sorted(set(keys) & set(FIXED_LONG))
         if clash:
-            raise UsageError(f"id column {clash[0]!r} clashes with an output column of --layout long")
+            raise UsageError(
+                f"id column {clash[0]!r} clashes with an output column of --layout long"
+            )
 
 
 def attribution_table(
@@ -52,7 +56,9 @@ def attribution_table(
     if layout == "wide":
         take = pa.array(np.repeat(np.arange(n_rows), n_outputs))
         columns = {name: keys.column(name).take(take) for name in keys.column_names}
-        columns["output"] = pa.array(np.tile(np.asarray(output_names, dtype=object), n_rows), pa.string())
+        columns["output"] = pa.array(
+            np.tile(np.asarray(output_names, dtype=object), n_rows), pa.string()
+        )
         columns["base_value"] = pa.array(result.base_values.reshape(-1), pa.float64())
         columns["prediction"] = pa.array(result.predictions.reshape(-1), pa.float64())
         for name, extra in result.extras.items():
@@ -67,7 +73,9 @@ def attribution_table(
     columns["output"] = pa.array(
         np.tile(np.repeat(np.asarray(output_names, dtype=object), n_features), n_rows), pa.string()
     )
-    columns["feature"] = pa.array(np.tile(np.asarray(features, dtype=object), n_rows * n_outputs), pa.string())
+    columns["feature"] = pa.array(
+        np.tile(np.asarray(features, dtype=object), n_rows * n_outputs), pa.string()
+    )
     columns["attribution"] = pa.array(result.values.reshape(-1), pa.float64())
     columns["rank"] = pa.array(_ranks(result.values).reshape(-1), pa.int32())
     return pa.table(columns)

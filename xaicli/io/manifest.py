@@ -8,7 +8,17 @@ from datetime import UTC, datetime
 from importlib import metadata
 from typing import Any
 
-LIBRARIES = ("numpy", "pandas", "pyarrow", "scikit-learn", "shap", "lime", "joblib", "numba", "skops")
+LIBRARIES = (
+    "numpy",
+    "pandas",
+    "pyarrow",
+    "scikit-learn",
+    "shap",
+    "lime",
+    "joblib",
+    "numba",
+    "skops",
+)
 
 
 def library_versions() -> dict[str, str | None]:

@@ -17,6 +17,13 @@ import pyarrow.parquet as pq
 from xaicli.errors import UsageError
 
 METADATA_KEY = b"xaicli"
+FINAL_KEY = b"xaicli.final"
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def check_destination(out: str, *, overwrite: bool) -> None:
@@ -36,8 +43,10 @@ class TableWriter:
     """Streams chunk tables to one output. Use as a context manager: on error the
     temporary file is removed and nothing appears at the destination."""
 
-    def __init__(self, out: str, out_format: str) -> None:
+    def __init__(self, out: str, out_format: str, metadata: dict[str, Any] | None = None) -> None:
         self.out = out
+        # provenance known before the run: stored in the Parquet schema's metadata
+        self._schema_metadata = {METADATA_KEY: json.dumps(metadata or {}, default=str).encode()}
         self.out_format = "csv" if out == "-" else out_format
         self._tmp: Path | None = None
         self._handle: BinaryIO | None = None
@@ -56,8 +65,9 @@ class TableWriter:
     def write(self, table: pa.Table) -> None:
         if self.out_format == "parquet":
             if self._parquet is None:
-                self._parquet = pq.ParquetWriter(self._tmp, table.schema, compression="zstd")
-            self._parquet.write_table(table)
+                schema = table.schema.with_metadata(self._schema_metadata)
+                self._parquet = pq.ParquetWriter(self._tmp, schema, compression="zstd")
+            self._parquet.write_table(table.replace_schema_metadata(self._schema_metadata))
         else:
             if self._csv is None:
                 if self.out == "-":
@@ -70,12 +80,13 @@ class TableWriter:
                 self._handle.flush()
         self.rows_written += table.num_rows
 
-    def finish(self, metadata: dict[str, Any], empty_schema: pa.Schema) -> None:
-        """Close, add provenance metadata (Parquet) and move the file into place."""
+    def finish(self, final_facts: dict[str, Any], empty_schema: pa.Schema) -> None:
+        """Close, add the facts known only at the end (Parquet key-value metadata
+        ``xaicli.final``) and move the file into place."""
         if self.out_format == "parquet":
             if self._parquet is None:
-                self._parquet = pq.ParquetWriter(self._tmp, empty_schema, compression="zstd")
-            self._parquet.add_key_value_metadata({METADATA_KEY: json.dumps(metadata).encode()})
+                self.write(empty_schema.empty_table())
+            self._parquet.add_key_value_metadata({FINAL_KEY: json.dumps(final_facts).encode()})
             self._parquet.close()
         else:
             if self._csv is None:
@@ -86,6 +97,7 @@ class TableWriter:
             else:
                 self._handle.flush()
         if self._tmp is not None:
+            os.chmod(self._tmp, 0o666 & ~_umask())  # mkstemp makes 0600; honour the umask
             os.replace(self._tmp, self.out)
             self._tmp = None
 

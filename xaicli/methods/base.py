@@ -47,11 +47,39 @@ def row_rng(seed: int, row: int) -> np.random.Generator:
     return np.random.default_rng([int(seed), int(row)])
 
 
-def evaluate_in_blocks(
-    predict: PredictFn, X: FloatArray, *, max_rows: int = 200_000
-) -> FloatArray:
+def evaluate_in_blocks(predict: PredictFn, X: FloatArray, *, max_rows: int = 200_000) -> FloatArray:
     """``predict`` over ``X`` in blocks of at most ``max_rows`` rows, bounding memory."""
     if X.shape[0] <= max_rows:
         return np.asarray(predict(X), dtype=np.float64)
     parts = [predict(X[i : i + max_rows]) for i in range(0, X.shape[0], max_rows)]
     return np.concatenate([np.asarray(p, dtype=np.float64) for p in parts], axis=0)
+
+
+#: Rows are evaluated in groups aligned to multiples of this global row position. The
+#: runner's chunks are multiples of it too, so every model call holds the same rows
+#: whatever the chunk size or worker: some models (BLAS-backed MLPs, linear models)
+#: return results that differ in the last bit with the composition of the batch.
+ROW_GROUP = 64
+
+
+def row_blocks(row_index: IntArray, evals_per_row: int, max_eval_rows: int) -> list[slice]:
+    """Split consecutive rows into blocks whose composition depends only on the rows'
+    global positions: never across a ``ROW_GROUP`` boundary, and at most
+    ``max(1, max_eval_rows // evals_per_row)`` rows each."""
+    n = len(row_index)
+    if n == 0:
+        return []
+    per_block = max(1, min(ROW_GROUP, max_eval_rows // max(1, evals_per_row)))
+    index = np.asarray(row_index, dtype=np.int64)
+    key = (index // ROW_GROUP) * ROW_GROUP + (index % ROW_GROUP) // per_block
+    cuts = np.flatnonzero(np.diff(key)) + 1
+    edges = [0, *cuts.tolist(), n]
+    return [slice(a, b) for a, b in zip(edges[:-1], edges[1:], strict=True)]
+
+
+def predict_rows(predict: PredictFn, X: FloatArray, row_index: IntArray) -> FloatArray:
+    """``predict(X)`` (n_rows, n_outputs) evaluated in position-aligned blocks."""
+    parts = [
+        np.asarray(predict(X[s]), dtype=np.float64) for s in row_blocks(row_index, 1, ROW_GROUP)
+    ]
+    return np.concatenate(parts, axis=0)

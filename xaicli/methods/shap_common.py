@@ -9,7 +9,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from xaicli.methods.base import BoolArray, FloatArray, PredictFn, evaluate_in_blocks
+from xaicli.methods.base import (
+    BoolArray,
+    FloatArray,
+    IntArray,
+    PredictFn,
+    evaluate_in_blocks,
+    row_blocks,
+)
 
 
 def coalition_values(
@@ -18,6 +25,7 @@ def coalition_values(
     background: FloatArray,
     masks: BoolArray,
     *,
+    row_index: IntArray,
     max_eval_rows: int = 200_000,
 ) -> FloatArray:
     """Values v(S) of coalitions for each row.
@@ -28,21 +36,20 @@ def coalition_values(
     background : (n_background, n_features) reference rows.
     masks : (n_coalitions, n_features) shared by all rows, or
         (n_rows, n_coalitions, n_features) one set per row; True = take x's value.
+    row_index : (n_rows,) global row positions; they fix how rows are batched.
 
     Returns
     -------
     (n_rows, n_coalitions, n_outputs) the background mean of the model output.
     """
-    n_rows, n_features = X.shape
+    n_features = X.shape[1]
     n_background = background.shape[0]
     shared = masks.ndim == 2
     n_coalitions = masks.shape[-2]
-    # whole rows per block, so evaluation never depends on how rows were chunked
-    rows_per_block = max(1, max_eval_rows // max(1, n_coalitions * n_background))
     blocks = []
-    for start in range(0, n_rows, rows_per_block):
-        x = X[start : start + rows_per_block]  # (g, M)
-        m = masks[None] if shared else masks[start : start + rows_per_block]  # (g|1, C, M)
+    for block in row_blocks(row_index, n_coalitions * n_background, max_eval_rows):
+        x = X[block]  # (g, M)
+        m = masks[None] if shared else masks[block]  # (g|1, C, M)
         hybrid = np.where(
             m[:, :, None, :], x[:, None, None, :], background[None, None, :, :]
         )  # (g, C, B, M)

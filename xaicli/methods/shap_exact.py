@@ -13,7 +13,7 @@ from math import factorial
 
 import numpy as np
 
-from xaicli.methods.base import Attributions, FloatArray, PredictFn
+from xaicli.methods.base import Attributions, FloatArray, IntArray, PredictFn
 from xaicli.methods.shap_common import check_background, coalition_values
 
 MAX_FEATURES = 16  # 65,536 coalitions per row: beyond this enumeration is never sensible
@@ -27,7 +27,10 @@ def all_coalitions(n_features: int) -> tuple[np.ndarray, np.ndarray]:
     masks = ((codes[:, None] >> np.arange(n_features)) & 1).astype(bool)
     sizes = masks.sum(axis=1)
     w = np.array(
-        [factorial(s) * factorial(n_features - s - 1) / factorial(n_features) for s in range(n_features)]
+        [
+            factorial(s) * factorial(n_features - s - 1) / factorial(n_features)
+            for s in range(n_features)
+        ]
         + [0.0]
     )
     # i in S: S = T + i with |T| = |S|-1 contributes +w(|S|-1); i not in S: -w(|S|)
@@ -40,6 +43,7 @@ def explain_exact(
     X: FloatArray,
     *,
     background: FloatArray,
+    row_index: IntArray,
     max_eval_rows: int = 200_000,
 ) -> Attributions:
     """Exact interventional SHAP values of ``predict`` for the rows X (n_rows, M)."""
@@ -51,6 +55,10 @@ def explain_exact(
             f"use it for at most {MAX_FEATURES} features"
         )
     masks, weights = all_coalitions(n_features)
-    v = coalition_values(predict, X, background, masks, max_eval_rows=max_eval_rows)  # (n, 2^M, K)
+    v = coalition_values(
+        predict, X, background, masks, row_index=row_index, max_eval_rows=max_eval_rows
+    )  # (n, 2^M, K)
     values = np.einsum("mc,nck->nkm", weights, v)
-    return Attributions(values=values, base_values=v[:, 0, :].copy(), predictions=v[:, -1, :].copy())
+    return Attributions(
+        values=values, base_values=v[:, 0, :].copy(), predictions=v[:, -1, :].copy()
+    )

@@ -18,7 +18,7 @@ from math import comb
 
 import numpy as np
 
-from xaicli.methods.base import Attributions, FloatArray, PredictFn
+from xaicli.methods.base import Attributions, FloatArray, IntArray, PredictFn, predict_rows
 from xaicli.methods.shap_common import background_mean, check_background, coalition_values
 
 DESIGN_STREAM = 0x4B53  # separates the design's random stream from the rows' streams
@@ -105,6 +105,7 @@ def explain_kernel(
     X: FloatArray,
     *,
     background: FloatArray,
+    row_index: IntArray,
     seed: int = 0,
     n_samples: int | None = None,
     max_eval_rows: int = 200_000,
@@ -119,8 +120,10 @@ def explain_kernel(
     masks, weights = kernel_design(n_features, budget, seed)
     P, q = kernel_operator(masks, weights)
     base = background_mean(predict, background, max_eval_rows=max_eval_rows)  # (K,)
-    v = coalition_values(predict, X, background, masks, max_eval_rows=max_eval_rows)  # (n, C, K)
-    fx = np.asarray(predict(X), dtype=np.float64)  # (n, K)
+    v = coalition_values(
+        predict, X, background, masks, row_index=row_index, max_eval_rows=max_eval_rows
+    )  # (n, C, K)
+    fx = predict_rows(predict, X, row_index)  # (n, K)
     values = np.einsum("mc,nck->nkm", P, v - base) + q[None, None, :] * (fx - base)[:, :, None]
     return Attributions(
         values=values, base_values=np.broadcast_to(base, fx.shape).copy(), predictions=fx

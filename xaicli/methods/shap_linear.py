@@ -14,20 +14,37 @@ from __future__ import annotations
 
 import numpy as np
 
-from xaicli.methods.base import Attributions, FloatArray, PredictFn, evaluate_in_blocks
+from xaicli.methods.base import (
+    Attributions,
+    FloatArray,
+    IntArray,
+    PredictFn,
+    evaluate_in_blocks,
+    predict_rows,
+    row_blocks,
+)
 from xaicli.methods.shap_common import check_background
 
 
 def _column_effects(
-    predict: PredictFn, rows: FloatArray, reference: FloatArray, f_reference: FloatArray, max_eval_rows: int
+    predict: PredictFn,
+    rows: FloatArray,
+    row_index: IntArray,
+    reference: FloatArray,
+    f_reference: FloatArray,
+    max_eval_rows: int,
 ) -> FloatArray:
     """(n_rows, n_outputs, M): f(reference with column j from the row) - f(reference)."""
-    n_rows, m = rows.shape
-    hybrid = np.broadcast_to(reference, (n_rows, m, m)).copy()  # (n, j, M)
+    m = rows.shape[1]
     idx = np.arange(m)
-    hybrid[:, idx, idx] = rows  # row r, variant j: column j taken from the row
-    y = evaluate_in_blocks(predict, hybrid.reshape(-1, m), max_rows=max_eval_rows)
-    return (y.reshape(n_rows, m, -1) - f_reference).transpose(0, 2, 1)
+    parts = []
+    for block in row_blocks(row_index, m, max_eval_rows):
+        x = rows[block]
+        hybrid = np.broadcast_to(reference, (x.shape[0], m, m)).copy()  # (g, j, M)
+        hybrid[:, idx, idx] = x  # row r, variant j: column j taken from the row
+        y = np.asarray(predict(hybrid.reshape(-1, m)), dtype=np.float64)
+        parts.append((y.reshape(x.shape[0], m, -1) - f_reference).transpose(0, 2, 1))
+    return np.concatenate(parts, axis=0)
 
 
 def explain_linear(
@@ -35,17 +52,22 @@ def explain_linear(
     X: FloatArray,
     *,
     background: FloatArray,
+    row_index: IntArray,
     max_eval_rows: int = 200_000,
 ) -> Attributions:
     """Exact SHAP values (n_rows, n_outputs, M) of an additive model."""
     check_background(X, background)
     reference = background[0]
     f_reference = np.asarray(predict(reference[None, :]), dtype=np.float64)[0]  # (K,)
-    mean_effect = _column_effects(predict, background, reference, f_reference, max_eval_rows).mean(axis=0)
+    background_index = np.arange(background.shape[0])
+    mean_effect = _column_effects(
+        predict, background, background_index, reference, f_reference, max_eval_rows
+    ).mean(axis=0)
     f_background = evaluate_in_blocks(predict, background, max_rows=max_eval_rows)
     base = f_background.mean(axis=0)
-    values = _column_effects(predict, X, reference, f_reference, max_eval_rows) - mean_effect[None]
-    fx = np.asarray(predict(X), dtype=np.float64)
+    effects = _column_effects(predict, X, row_index, reference, f_reference, max_eval_rows)
+    values = effects - mean_effect[None]
+    fx = predict_rows(predict, X, row_index)
     return Attributions(
         values=values, base_values=np.broadcast_to(base, fx.shape).copy(), predictions=fx
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from xaicli.methods.base import Attributions, FloatArray, IntArray, PredictFn, row_rng
+from xaicli.methods.base import Attributions, FloatArray, IntArray, PredictFn, predict_rows, row_rng
 from xaicli.methods.shap_common import background_mean, check_background, coalition_values
 
 
@@ -51,9 +51,14 @@ def explain_permutation(
     prefix = np.arange(1, m)  # prefixes of size 1..M-1; sizes 0 and M are v0 and f(x)
     masks = ranks[:, :, None, :] < prefix[None, None, :, None]  # (n, P, M-1, M)
     base = background_mean(predict, background, max_eval_rows=max_eval_rows)
-    fx = np.asarray(predict(X), dtype=np.float64)
+    fx = predict_rows(predict, X, row_index)
     v = coalition_values(
-        predict, X, background, masks.reshape(n_rows, -1, m), max_eval_rows=max_eval_rows
+        predict,
+        X,
+        background,
+        masks.reshape(n_rows, -1, m),
+        row_index=row_index,
+        max_eval_rows=max_eval_rows,
     ).reshape(n_rows, 2 * n_pairs, m - 1, -1)  # (n, P, M-1, K)
     n_out = fx.shape[1]
     chain = np.concatenate(

@@ -35,4 +35,6 @@ def path_dependent_tree_shap(model: Any, X: FloatArray, output_kind: str) -> Att
         values = values.transpose(0, 2, 1)  # (rows, features, outputs) -> (rows, outputs, features)
     base = np.atleast_1d(np.asarray(explainer.expected_value, dtype=np.float64))
     base_values = np.broadcast_to(base, (X.shape[0], base.shape[0])).copy()
-    return Attributions(values=values, base_values=base_values, predictions=base_values + values.sum(-1))
+    return Attributions(
+        values=values, base_values=base_values, predictions=base_values + values.sum(-1)
+    )

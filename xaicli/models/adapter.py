@@ -60,7 +60,9 @@ def resolve_output(model: Any, requested: str, classes: tuple[str, ...]) -> Outp
                 "or decision_function and is not callable"
             )
         if requested not in ("auto", "predict"):
-            raise UsageError(f"--output {requested} needs an estimator; a plain callable is explained as is")
+            raise UsageError(
+                f"--output {requested} needs an estimator; a plain callable is explained as is"
+            )
         return OutputSpec("call", (), ())  # columns resolved after the first call
     kind = requested
     if kind == "auto":
@@ -72,7 +74,9 @@ def resolve_output(model: Any, requested: str, classes: tuple[str, ...]) -> Outp
             kind = "predict"
     method = {"proba": "predict_proba", "decision": "decision_function", "predict": "predict"}[kind]
     if not hasattr(model, method):
-        raise ModelLoadError(f"--output {kind} needs the model's {method}, which {type(model).__name__} lacks")
+        raise ModelLoadError(
+            f"--output {kind} needs the model's {method}, which {type(model).__name__} lacks"
+        )
     if kind == "predict":
         if is_classifier(model):
             raise UsageError(
@@ -89,7 +93,9 @@ def resolve_output(model: Any, requested: str, classes: tuple[str, ...]) -> Outp
     if classes:
         unknown = [c for c in classes if c not in labels]
         if unknown:
-            raise UsageError(f"unknown class {unknown[0]!r}: the model's classes are {', '.join(labels)}")
+            raise UsageError(
+                f"unknown class {unknown[0]!r}: the model's classes are {', '.join(labels)}"
+            )
         chosen = [labels.index(c) for c in classes]
     else:
         chosen = [1] if len(labels) == 2 else list(range(len(labels)))
@@ -129,7 +135,11 @@ class ModelPredictor:
         if kind == "call":
             result = self.model(data)
         else:
-            method = {"proba": "predict_proba", "decision": "decision_function", "predict": "predict"}[kind]
+            method = {
+                "proba": "predict_proba",
+                "decision": "decision_function",
+                "predict": "predict",
+            }[kind]
             result = getattr(self.model, method)(data)
         result = np.asarray(result, dtype=np.float64)
         if result.ndim == 1:
@@ -154,7 +164,9 @@ def callable_output_spec(n_columns: int, classes: tuple[str, ...]) -> OutputSpec
     if classes:
         unknown = [c for c in classes if c not in names]
         if unknown:
-            raise UsageError(f"unknown output {unknown[0]!r}: the callable's outputs are {', '.join(names)}")
+            raise UsageError(
+                f"unknown output {unknown[0]!r}: the callable's outputs are {', '.join(names)}"
+            )
         chosen = [names.index(c) for c in classes]
     else:
         chosen = list(range(n_columns))

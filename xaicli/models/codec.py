@@ -29,8 +29,10 @@ def is_categorical_type(arrow_type: pa.DataType) -> bool:
 
 
 def _is_numeric_type(arrow_type: pa.DataType) -> bool:
-    return pa.types.is_integer(arrow_type) or pa.types.is_floating(arrow_type) or pa.types.is_decimal(
-        arrow_type
+    return (
+        pa.types.is_integer(arrow_type)
+        or pa.types.is_floating(arrow_type)
+        or pa.types.is_decimal(arrow_type)
     )
 
 
@@ -116,7 +118,11 @@ def decode_frame(
             columns[name] = X[:, j]
             continue
         cats = categories[j]
-        if cats and all(isinstance(c, (bool, np.bool_)) for c in cats) and not np.isnan(X[:, j]).any():
+        if (
+            cats
+            and all(isinstance(c, (bool, np.bool_)) for c in cats)
+            and not np.isnan(X[:, j]).any()
+        ):
             columns[name] = np.array(cats, dtype=bool)[X[:, j].astype(np.intp)]
             continue
         table = np.empty(len(cats) + 1, dtype=object)

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from xaicli.errors import RunFailure, XaiError
-from xaicli.methods.base import Attributions
+from xaicli.methods.base import Attributions, row_blocks
 from xaicli.models.adapter import ModelPredictor
 from xaicli.models.loader import load_model
 from xaicli.runner.plan import RunPlan
@@ -56,7 +56,11 @@ def _dispatch(
     plan: RunPlan, model: Any, predictor: ModelPredictor, X: np.ndarray, row_index: np.ndarray
 ) -> Attributions:
     p = plan.params
-    common = {"background": plan.background, "max_eval_rows": plan.max_eval_rows}
+    common = {
+        "background": plan.background,
+        "row_index": row_index,
+        "max_eval_rows": plan.max_eval_rows,
+    }
     if plan.method == "shap":
         algorithm = plan.algorithm
         if algorithm == "tree":
@@ -83,12 +87,14 @@ def _dispatch(
         if algorithm == "kernel":
             from xaicli.methods.shap_kernel import explain_kernel
 
-            return explain_kernel(predictor, X, seed=plan.seed, n_samples=p.get("n_samples"), **common)
+            return explain_kernel(
+                predictor, X, seed=plan.seed, n_samples=p.get("n_samples"), **common
+            )
         if algorithm == "permutation":
             from xaicli.methods.shap_permutation import explain_permutation
 
             return explain_permutation(
-                predictor, X, row_index=row_index, seed=plan.seed, n_samples=p.get("n_samples"), **common
+                predictor, X, seed=plan.seed, n_samples=p.get("n_samples"), **common
             )
         raise ValueError(f"unknown SHAP algorithm {algorithm!r}")
     categorical = np.array(plan.categorical, dtype=bool)
@@ -96,24 +102,55 @@ def _dispatch(
         from xaicli.methods.lime import explain_lime
 
         return explain_lime(
-            predictor, X, row_index=row_index, seed=plan.seed, categorical=categorical,
-            n_samples=p.get("n_samples") or 5000, kernel_width=p.get("kernel_width"),
-            discretize=p.get("discretize", True), num_features=p.get("num_features"), **common,
+            predictor,
+            X,
+            seed=plan.seed,
+            categorical=categorical,
+            n_samples=p.get("n_samples") or 5000,
+            kernel_width=p.get("kernel_width"),
+            discretize=p.get("discretize", True),
+            num_features=p.get("num_features"),
+            **common,
         )
     if plan.method == "ig":
         from xaicli.methods.ig import explain_ig
 
         return explain_ig(
-            predictor, X, baselines=p["baselines"], scale=p["scale"], categorical=categorical,
-            steps=p.get("steps", 32), max_eval_rows=plan.max_eval_rows,
+            predictor,
+            X,
+            baselines=p["baselines"],
+            scale=p["scale"],
+            categorical=categorical,
+            steps=p.get("steps", 32),
+            row_index=row_index,
+            max_eval_rows=plan.max_eval_rows,
         )
     if plan.method == "saliency":
         from xaicli.methods.saliency import explain_saliency
 
-        return explain_saliency(
-            predictor, X, scale=p["scale"], categorical=categorical, max_eval_rows=plan.max_eval_rows
+        blocks = row_blocks(row_index, 2 * X.shape[1], plan.max_eval_rows)
+        return concat_attributions(
+            [
+                explain_saliency(
+                    predictor,
+                    X[block],
+                    scale=p["scale"],
+                    categorical=categorical,
+                    max_eval_rows=plan.max_eval_rows,
+                )
+                for block in blocks
+            ]
         )
     raise ValueError(f"unknown method {plan.method!r}")
+
+
+def concat_attributions(parts: list[Attributions]) -> Attributions:
+    return Attributions(
+        values=np.concatenate([p.values for p in parts]),
+        base_values=np.concatenate([p.base_values for p in parts]),
+        predictions=np.concatenate([p.predictions for p in parts]),
+        extras={k: np.concatenate([p.extras[k] for p in parts]) for k in parts[0].extras},
+    )
 
 
 def select_outputs(result: Attributions, columns: tuple[int, ...]) -> Attributions:

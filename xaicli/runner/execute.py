@@ -19,6 +19,7 @@ import pyarrow as pa
 
 from xaicli.config import ExplainConfig
 from xaicli.io.layout import ROW, attribution_table
+from xaicli.methods.base import ROW_GROUP
 from xaicli.runner.compute import compute_chunk, remember_model
 from xaicli.runner.prepare import Prepared
 
@@ -41,23 +42,49 @@ class Chunk:
 
 def effective_n_jobs(n_jobs: int) -> int:
     cores = os.cpu_count() or 1
-    return cores if n_jobs in (0, -1) else max(1, min(n_jobs, 4 * cores) if n_jobs > 0 else cores + 1 + n_jobs)
+    return (
+        cores
+        if n_jobs in (0, -1)
+        else max(1, min(n_jobs, 4 * cores) if n_jobs > 0 else cores + 1 + n_jobs)
+    )
+
+
+def aligned_chunk_size(chunk_size: int) -> int:
+    """Chunks hold a multiple of ROW_GROUP rows, so model calls never depend on chunking."""
+    return -(-max(1, chunk_size) // ROW_GROUP) * ROW_GROUP
+
+
+def _exact_batches(batches: Iterator[pa.RecordBatch], size: int) -> Iterator[pa.Table]:
+    """Re-cut record batches (which may end early at file or block ends) to ``size`` rows."""
+    pending: list[pa.RecordBatch] = []
+    count = 0
+    for batch in batches:
+        pending.append(batch)
+        count += batch.num_rows
+        while count >= size:
+            table = pa.Table.from_batches(pending)
+            yield table.slice(0, size)
+            rest = table.slice(size)
+            pending, count = rest.to_batches(), rest.num_rows
+    if count:
+        yield pa.Table.from_batches(pending)
 
 
 def iter_chunks(prepared: Prepared, chunk_size: int) -> Iterator[Chunk]:
-    """Encoded chunks of ``chunk_size`` rows, in input order."""
+    """Encoded chunks of ``chunk_size`` rows (the last may be shorter), in input order."""
     plan = prepared.plan
     keys = prepared.key_columns
     columns = list(dict.fromkeys(list(plan.features) + list(keys)))
     position = 0
-    for index, batch in enumerate(prepared.source.iter_batches(columns, chunk_size)):
-        X = prepared.codec.encode(batch)
+    batches = prepared.source.iter_batches(columns, chunk_size)
+    for index, table in enumerate(_exact_batches(batches, chunk_size)):
+        X = prepared.codec.encode(table)
         if keys:
-            key_table = pa.Table.from_batches([batch.select(list(keys))])
+            key_table = table.select(list(keys)).combine_chunks()
         else:
-            key_table = pa.table({ROW: pa.array(np.arange(position, position + batch.num_rows), pa.int64())})
+            key_table = pa.table({ROW: pa.array(np.arange(position, position + table.num_rows), pa.int64())})
         yield Chunk(index, position, X, key_table, prepared.codec.snapshot())
-        position += batch.num_rows
+        position += table.num_rows
 
 
 def run_chunks(
@@ -66,18 +93,21 @@ def run_chunks(
     """Output tables of every chunk, in input order."""
     plan = prepared.plan
     n_jobs = effective_n_jobs(config.n_jobs)
-    chunks = iter_chunks(prepared, config.chunk_size)
+    chunks = iter_chunks(prepared, aligned_chunk_size(config.chunk_size))
 
     def tables(results: Iterator[tuple[Chunk, Any]]) -> Iterator[pa.Table]:
         for chunk, result in results:
             if on_progress is not None:
                 on_progress(len(chunk.X))
-            yield attribution_table(result, chunk.keys, plan.output.names, plan.features, config.layout)
+            yield attribution_table(
+                result, chunk.keys, plan.output.names, plan.features, config.layout
+            )
 
     if n_jobs == 1:
         remember_model(plan.model_key, prepared.model)
         yield from tables(
-            (c, compute_chunk(plan, c.X, c.start + np.arange(len(c.X)), c.categories, c.label)) for c in chunks
+            (c, compute_chunk(plan, c.X, c.start + np.arange(len(c.X)), c.categories, c.label))
+            for c in chunks
         )
         return
     from joblib import Parallel, delayed, parallel_config

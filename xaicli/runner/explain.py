@@ -47,16 +47,18 @@ def run_explain(
             on_note(note)
     on_progress = progress(prepared.n_rows) if progress is not None else None
     manifest_path = _manifest_path(config)
-    with TableWriter(config.out, config.out_format) as writer:
+    manifest = build_manifest(
+        tool_version=__version__,
+        facts={**prepared.facts, "data": str(config.data)},
+        parameters={**config.parameters(), "n_jobs_effective": effective_n_jobs(config.n_jobs)},
+        extra={"output": config.out},
+    )
+    with TableWriter(config.out, config.out_format, metadata=manifest) as writer:
         for table in run_chunks(prepared, config, on_progress):
             writer.write(table)
-        manifest = build_manifest(
-            tool_version=__version__,
-            facts={**prepared.facts, "data": str(config.data)},
-            parameters={**config.parameters(), "n_jobs_effective": effective_n_jobs(config.n_jobs)},
-            extra={"output": config.out, "output_rows": writer.rows_written, "wall_time_s": round(timer.elapsed, 3)},
-        )
-        writer.finish(manifest, _empty_schema(prepared, config))
+        final = {"output_rows": writer.rows_written, "wall_time_s": round(timer.elapsed, 3)}
+        writer.finish(final, _empty_schema(prepared, config))
+    manifest.update(final)
     if manifest_path is not None:
         write_json_atomic(manifest_path, manifest)
     return RunSummary(
@@ -92,4 +94,6 @@ def _empty_schema(prepared: Prepared, config: ExplainConfig):
         if prepared.key_columns
         else pa.schema([("row", pa.int64())])
     )
-    return attribution_table(empty, key_schema.empty_table(), plan.output.names, plan.features, config.layout).schema
+    return attribution_table(
+        empty, key_schema.empty_table(), plan.output.names, plan.features, config.layout
+    ).schema

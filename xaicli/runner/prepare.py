@@ -58,7 +58,9 @@ def prepare(config: ExplainConfig) -> Prepared:
     background = codec.encode(background_table)
 
     output = resolve_output(model, config.output, config.classes)
-    probe = ModelPredictor(model, output, features, codec.categorical, codec.snapshot(), model_columns)
+    probe = ModelPredictor(
+        model, output, features, codec.categorical, codec.snapshot(), model_columns
+    )
     try:
         raw = probe.raw(background[: min(len(background), 8)])
     except XaiError:
@@ -89,7 +91,9 @@ def prepare(config: ExplainConfig) -> Prepared:
         raise UsageError(f"--algorithm applies to --method shap, not {method}")
     if method == "lime":
         params.update(
-            kernel_width=config.kernel_width, discretize=config.discretize, num_features=config.num_features
+            kernel_width=config.kernel_width,
+            discretize=config.discretize,
+            num_features=config.num_features,
         )
     if method in ("ig", "saliency"):
         params["scale"] = _spread(background, codec.categorical_mask)
@@ -159,7 +163,9 @@ def _features(config: ExplainConfig, source: TableSource, model: Any) -> tuple[s
     return features
 
 
-def _background_table(config: ExplainConfig, source: TableSource, features: tuple[str, ...], n_rows: int):
+def _background_table(
+    config: ExplainConfig, source: TableSource, features: tuple[str, ...], n_rows: int
+):
     if config.background is not None:
         table_source = open_table(config.background, what="background")
         missing = [f for f in features if f not in table_source.schema.names]
@@ -179,21 +185,31 @@ def _background_table(config: ExplainConfig, source: TableSource, features: tupl
 
 def _spread(background: np.ndarray, categorical: np.ndarray) -> np.ndarray:
     """Each feature's standard deviation in the background (1 where it is 0 or categorical)."""
-    scale = np.nanstd(background, axis=0) if background.shape[0] > 1 else np.ones(background.shape[1])
+    scale = (
+        np.nanstd(background, axis=0) if background.shape[0] > 1 else np.ones(background.shape[1])
+    )
     scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
     scale[categorical] = 1.0
     return scale
 
 
-def _baselines(config: ExplainConfig, codec: FeatureCodec, background: np.ndarray, features) -> np.ndarray:
+def _baselines(
+    config: ExplainConfig, codec: FeatureCodec, background: np.ndarray, features
+) -> np.ndarray:
     kind = config.baseline
     categorical = codec.categorical_mask
     if kind in ("mean", "median", "zero"):
         if kind == "zero":
             row = np.zeros(background.shape[1])
         else:
-            row = np.nanmean(background, axis=0) if kind == "mean" else np.nanmedian(background, axis=0)
-        for j in np.flatnonzero(categorical):  # a category cannot be averaged: take the most frequent
+            row = (
+                np.nanmean(background, axis=0)
+                if kind == "mean"
+                else np.nanmedian(background, axis=0)
+            )
+        for j in np.flatnonzero(
+            categorical
+        ):  # a category cannot be averaged: take the most frequent
             codes = background[:, j][~np.isnan(background[:, j])]
             row[j] = np.bincount(codes.astype(np.int64)).argmax() if codes.size else np.nan
         return row[None, :]

@@ -1,0 +1,176 @@
+"""Model-agnostic SHAP algorithms against brute-force enumeration, shap, and closed forms."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import exact_interventional_shap
+from sklearn.compose import ColumnTransformer
+from sklearn.linear_model import LinearRegression, LogisticRegression
+from sklearn.neural_network import MLPRegressor
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+from xaicli.methods.shap_exact import explain_exact
+from xaicli.methods.shap_kernel import explain_kernel, kernel_design
+from xaicli.methods.shap_linear import explain_linear
+from xaicli.methods.shap_permutation import explain_permutation
+
+
+@pytest.fixture(scope="module")
+def mlp():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 5))
+    y = X[:, 0] * X[:, 1] + np.sin(2 * X[:, 2]) + X[:, 3] ** 2
+    model = MLPRegressor(hidden_layer_sizes=(24,), max_iter=400, random_state=0).fit(X, y)
+    return model, X[:15], X[100:108]
+
+
+def _predict(model):
+    return lambda A: model.predict(A)[:, None]
+
+
+def _additivity(result):
+    return np.abs(result.base_values + result.values.sum(-1) - result.predictions).max()
+
+
+def test_exact_matches_brute_force_enumeration(mlp):
+    model, background, rows = mlp
+    result = explain_exact(
+        _predict(model), rows, background=background, row_index=np.arange(len(rows))
+    )
+    for r, x in enumerate(rows):
+        reference = exact_interventional_shap(model.predict, x, background)
+        np.testing.assert_allclose(result.values[r], reference, atol=1e-10)
+    assert _additivity(result) < 1e-10
+
+
+def test_exact_matches_shap_exact_explainer(mlp):
+    import shap
+
+    model, background, rows = mlp
+    ours = explain_exact(
+        _predict(model), rows, background=background, row_index=np.arange(len(rows))
+    )
+    masker = shap.maskers.Independent(background, max_samples=len(background))
+    theirs = shap.ExactExplainer(model.predict, masker)(rows)
+    np.testing.assert_allclose(ours.values[:, 0, :], theirs.values, atol=1e-8)
+    np.testing.assert_allclose(ours.base_values[:, 0], theirs.base_values, atol=1e-8)
+
+
+def test_kernel_with_full_budget_is_exact(mlp):
+    model, background, rows = mlp
+    exact = explain_exact(
+        _predict(model), rows, background=background, row_index=np.arange(len(rows))
+    )
+    kernel = explain_kernel(
+        _predict(model),
+        rows,
+        background=background,
+        row_index=np.arange(len(rows)),
+        n_samples=2**5 - 2,
+    )
+    np.testing.assert_allclose(kernel.values, exact.values, atol=1e-9)
+
+
+def test_kernel_sampled_is_additive_and_close(mlp):
+    model, background, rows = mlp
+    exact = explain_exact(
+        _predict(model), rows, background=background, row_index=np.arange(len(rows))
+    )
+    kernel = explain_kernel(
+        _predict(model),
+        rows,
+        background=background,
+        row_index=np.arange(len(rows)),
+        n_samples=20,
+        seed=3,
+    )
+    assert _additivity(kernel) < 1e-10
+    scale = np.abs(exact.values).max()
+    assert np.abs(kernel.values - exact.values).max() < 0.25 * scale
+
+
+def test_kernel_design_enumerates_small_sizes_and_pairs_the_rest():
+    masks, weights = kernel_design(12, 200, seed=0)
+    sizes = masks.sum(axis=1)
+    # sizes 1 and 11 (24 coalitions) fit the budget and are enumerated completely
+    assert (sizes == 1).sum() == 12 and (sizes == 11).sum() == 12
+    assert len(masks) <= 200 and np.all(weights > 0)
+    assert abs(weights.sum() - 1.0) < 1e-9
+    keys = {m.tobytes() for m in masks}
+    assert all((~m).tobytes() in keys for m in masks)  # complement present
+
+
+def test_permutation_is_additive_and_converges(mlp):
+    model, background, rows = mlp
+    exact = explain_exact(
+        _predict(model), rows, background=background, row_index=np.arange(len(rows))
+    )
+    index = np.arange(len(rows))
+    coarse = explain_permutation(
+        _predict(model), rows, background=background, row_index=index, n_samples=16
+    )
+    fine = explain_permutation(
+        _predict(model), rows, background=background, row_index=index, n_samples=4000
+    )
+    assert _additivity(coarse) < 1e-10 and _additivity(fine) < 1e-10
+    err_fine = np.abs(fine.values - exact.values).max()
+    assert err_fine < 0.05 * np.abs(exact.values).max()
+    assert err_fine < np.abs(coarse.values - exact.values).max()
+
+
+def test_permutation_rows_do_not_depend_on_chunking(mlp):
+    model, background, rows = mlp
+    index = np.arange(62, 62 + len(rows))  # the runner cuts chunks at multiples of ROW_GROUP
+    whole = explain_permutation(
+        _predict(model), rows, background=background, row_index=index, seed=5
+    )
+    parts = [
+        explain_permutation(
+            _predict(model), rows[s], background=background, row_index=index[s], seed=5
+        )
+        for s in (slice(0, 2), slice(2, None))
+    ]
+    np.testing.assert_array_equal(whole.values, np.concatenate([p.values for p in parts]))
+
+
+def test_linear_closed_form_on_linear_regression():
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(200, 7))
+    model = LinearRegression().fit(X, X @ rng.normal(size=7) + rng.normal(size=200))
+    background, rows = X[:50], X[150:170]
+    result = explain_linear(
+        _predict(model), rows, background=background, row_index=np.arange(len(rows))
+    )
+    expected = model.coef_ * (rows - background.mean(axis=0))
+    np.testing.assert_allclose(result.values[:, 0, :], expected, atol=1e-10)
+    assert _additivity(result) < 1e-10
+
+
+def test_linear_on_one_hot_pipeline_matches_enumeration(penguin_frame):
+    """Attributions are per input column (one-hot levels summed), equal to exact Shapley values."""
+    from xaicli.models.adapter import ModelPredictor, OutputSpec
+    from xaicli.models.codec import FeatureCodec
+
+    import pyarrow as pa
+
+    features = ("island", "bill_length_mm", "flipper_length_mm", "sex")
+    prep = ColumnTransformer(
+        [("cat", OneHotEncoder(handle_unknown="ignore"), ["island", "sex"])],
+        remainder=StandardScaler(),
+    )
+    frame = penguin_frame[list(features)]
+    model = make_pipeline(prep, LogisticRegression(max_iter=1000)).fit(
+        frame, penguin_frame["species"]
+    )
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    codec = FeatureCodec.from_schema(table.schema, features)
+    X = codec.encode(table)
+    output = OutputSpec("decision", (0, 1, 2), tuple(model.classes_))
+    predict = ModelPredictor(model, output, features, codec.categorical, codec.snapshot(), features)
+    background, rows = X[::17], X[[3, 150, 300]]
+    result = explain_linear(predict, rows, background=background, row_index=np.arange(len(rows)))
+    for r, x in enumerate(rows):
+        reference = exact_interventional_shap(predict, x, background)
+        np.testing.assert_allclose(result.values[r], reference, atol=1e-9)

@@ -1,0 +1,3 @@
+from xaicli.cli.app import main
+
+main()

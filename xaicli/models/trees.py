@@ -1,0 +1,354 @@
+"""Flatten fitted scikit-learn tree ensembles into numba-friendly arrays.
+
+``extract_tree_ensemble`` turns a supported model into a :class:`TreeEnsemble`
+whose ``predict`` reproduces the model's output (``predict``, ``predict_proba``
+or ``decision_function``) exactly, split decisions and missing-value routing
+included. Anything whose output is not a plain sum of trees is refused with
+:class:`TreeModelNotSupported` rather than approximated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numba import njit
+from sklearn.dummy import DummyClassifier, DummyRegressor
+from sklearn.ensemble import (
+    ExtraTreesClassifier,
+    ExtraTreesRegressor,
+    GradientBoostingClassifier,
+    GradientBoostingRegressor,
+    HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
+    RandomForestClassifier,
+    RandomForestRegressor,
+)
+from sklearn.exceptions import NotFittedError
+from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
+from sklearn.utils.validation import check_is_fitted
+
+from xaicli.methods.base import BoolArray, FloatArray, IntArray
+
+__all__ = ["OUTPUTS", "TreeEnsemble", "TreeModelNotSupported", "extract_tree_ensemble"]
+
+#: The model outputs a tree ensemble can be asked to reproduce.
+OUTPUTS = ("proba", "decision", "predict")
+
+_FORESTS = (
+    RandomForestRegressor,
+    RandomForestClassifier,
+    ExtraTreesRegressor,
+    ExtraTreesClassifier,
+)
+_SINGLE_TREES = (DecisionTreeRegressor, DecisionTreeClassifier)
+_BOOSTED_PROBA_MESSAGE = (
+    "the probability of a boosted classifier is a nonlinear function (sigmoid/softmax) of a "
+    "sum of trees, so it has no exact TreeSHAP; use `--output decision` to explain the "
+    "raw decision function instead"
+)
+
+
+class TreeModelNotSupported(Exception):
+    """The model (or the requested output) cannot be explained exactly by TreeSHAP."""
+
+
+@dataclass(frozen=True)
+class TreeEnsemble:
+    """All trees of an ensemble, nodes concatenated; output = offset + sum of leaf values.
+
+    Node arrays have shape ``(n_nodes,)``; child indices are global (into the
+    concatenated arrays) and ``-1`` marks a leaf.
+
+    roots:          (n_trees,) index of each tree's root node.
+    left, right:    (n_nodes,) children; ``x[feature] <= threshold`` goes left.
+    feature:        (n_nodes,) internal feature column split on (-1 at leaves).
+    threshold:      (n_nodes,) float64 split threshold.
+    missing_left:   (n_nodes,) where ``NaN`` goes: True = left.
+    value:          (n_nodes, n_outputs) leaf values, already scaled (1/n_trees,
+                    learning rate), so the prediction is a plain sum.
+    tree_output:    (n_trees,) the only output column a tree's leaves touch, or
+                    -1 when they span all outputs (multiclass boosting has one
+                    tree per class; kernels use this to skip the zero columns).
+    offset:         (n_outputs,) constant added to the sum of trees.
+    n_features:     number of input columns the trees index.
+    float32_inputs: the model compares ``float32(x)`` with the threshold
+                    (scikit-learn's ``tree_``-based models), so inputs are
+                    rounded to float32 first to take the model's own branches.
+    max_depth:      the deepest root-to-leaf path, in splits.
+    """
+
+    roots: IntArray
+    left: IntArray
+    right: IntArray
+    feature: IntArray
+    threshold: FloatArray
+    missing_left: BoolArray
+    value: FloatArray
+    tree_output: IntArray
+    offset: FloatArray
+    n_features: int
+    float32_inputs: bool
+    max_depth: int
+
+    @property
+    def n_outputs(self) -> int:
+        return int(self.value.shape[1])
+
+    @property
+    def n_trees(self) -> int:
+        return int(self.roots.shape[0])
+
+    def prepare(self, X: Any, *, name: str = "X") -> FloatArray:
+        """``X`` as a C-contiguous float64 (n, n_features) matrix, rounded the way the model
+        rounds its inputs, so that comparisons with ``threshold`` branch like the model."""
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim != 2 or X.shape[1] != self.n_features:
+            raise ValueError(
+                f"{name} must be a 2-D array with {self.n_features} columns (the model's "
+                f"n_features), got shape {X.shape}"
+            )
+        if self.float32_inputs:
+            with np.errstate(over="ignore"):  # beyond float32 range -> inf, as in sklearn
+                X = X.astype(np.float32).astype(np.float64)
+        return np.ascontiguousarray(X)
+
+    def predict(self, X: Any) -> FloatArray:
+        """The model output for ``X`` (n, n_features): shape (n, n_outputs)."""
+        return _predict(
+            self.prepare(X),
+            self.roots,
+            self.left,
+            self.right,
+            self.feature,
+            self.threshold,
+            self.missing_left,
+            self.value,
+            self.tree_output,
+            self.offset,
+        )
+
+
+@njit(cache=True, inline="always")
+def next_node(node, v, left, right, threshold, missing_left):  # type: ignore[no-untyped-def]
+    """The child a value ``v`` of the split feature goes to (the models' own rule)."""
+    if np.isnan(v):
+        return left[node] if missing_left[node] else right[node]
+    return left[node] if v <= threshold[node] else right[node]
+
+
+@njit(cache=True)
+def _predict(X, roots, left, right, feature, threshold, missing_left, value, tree_output, offset):  # type: ignore[no-untyped-def]
+    n_outputs = value.shape[1]
+    out = np.empty((X.shape[0], n_outputs))
+    for i in range(X.shape[0]):
+        for k in range(n_outputs):
+            out[i, k] = offset[k]
+        # trees in model order, so sums round like the model's own accumulation
+        for t in range(roots.shape[0]):
+            node = roots[t]
+            while left[node] >= 0:
+                node = next_node(node, X[i, feature[node]], left, right, threshold, missing_left)
+            k_only = tree_output[t]
+            if k_only >= 0:
+                out[i, k_only] += value[node, k_only]
+            else:
+                for k in range(n_outputs):
+                    out[i, k] += value[node, k]
+    return out
+
+
+def extract_tree_ensemble(model: Any, output: str) -> TreeEnsemble:
+    """Flatten a fitted scikit-learn tree model into a :class:`TreeEnsemble`.
+
+    Parameters
+    ----------
+    model : fitted estimator
+        DecisionTree{Regressor,Classifier}, RandomForest{Regressor,Classifier},
+        ExtraTrees{Regressor,Classifier}, GradientBoosting{Regressor,Classifier},
+        HistGradientBoosting{Regressor,Classifier} (numeric splits only).
+    output : {"proba", "decision", "predict"}
+        The output to reproduce: ``predict`` for regressors, ``predict_proba``
+        for (non-boosted) classifiers, ``decision_function`` for boosted
+        classifiers. Binary boosted classifiers give one column.
+
+    Raises
+    ------
+    TreeModelNotSupported
+        The model, or this output of it, is not exactly a sum of trees.
+    ValueError
+        ``output`` is not one of ``OUTPUTS``.
+    """
+    if output not in OUTPUTS:
+        raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
+    name = type(model).__name__
+    try:
+        check_is_fitted(model)
+    except (NotFittedError, TypeError) as exc:
+        raise TreeModelNotSupported(f"{name} is not a fitted scikit-learn estimator") from exc
+    if isinstance(model, HistGradientBoostingRegressor | HistGradientBoostingClassifier):
+        return _from_hist_boosting(model, output)
+    if isinstance(model, GradientBoostingRegressor | GradientBoostingClassifier):
+        return _from_boosting(model, output)
+    if isinstance(model, _FORESTS):
+        return _from_forest(model, list(model.estimators_), output)
+    if isinstance(model, _SINGLE_TREES):
+        return _from_forest(model, [model], output)
+    raise TreeModelNotSupported(
+        f"{name} is not a supported tree model; supported: DecisionTree, RandomForest, "
+        "ExtraTrees, GradientBoosting and HistGradientBoosting regressors and classifiers"
+    )
+
+
+def _require_output(model: Any, output: str, expected: str) -> None:
+    if output != expected:
+        kind = "regressor" if expected == "predict" else "classifier"
+        raise TreeModelNotSupported(
+            f"{type(model).__name__} is a {kind}: explain output {expected!r}, not {output!r}"
+        )
+
+
+def _from_forest(model: Any, trees: list[Any], output: str) -> TreeEnsemble:
+    """Single trees and forests: the mean over trees of each tree's prediction."""
+    is_classifier = isinstance(model, DecisionTreeClassifier | RandomForestClassifier)
+    is_classifier |= isinstance(model, ExtraTreesClassifier)
+    _require_output(model, output, "proba" if is_classifier else "predict")
+    if is_classifier and model.n_outputs_ != 1:
+        raise TreeModelNotSupported(
+            f"multi-output {type(model).__name__} is not supported (predict_proba is a list)"
+        )
+    scale = 1.0 / len(trees)
+    parts = []
+    for est in trees:
+        tree = est.tree_
+        if is_classifier:
+            # scikit-learn >= 1.4 stores class fractions, older versions counts;
+            # predict_proba renormalises either way, so do the same.
+            value = tree.value[:, 0, : model.n_classes_].astype(np.float64)
+            total = value.sum(axis=1, keepdims=True)
+            value = value / np.where(total == 0.0, 1.0, total)
+        else:
+            value = tree.value[:, :, 0].astype(np.float64)
+        parts.append(_sklearn_tree_arrays(tree, value * scale))
+    n_outputs = parts[0][-1].shape[1]
+    return _assemble(model, parts, np.full(len(parts), -1), np.zeros(n_outputs), True)
+
+
+def _from_boosting(model: Any, output: str) -> TreeEnsemble:
+    """GradientBoosting: init estimator's constant + learning_rate * sum of trees."""
+    is_classifier = isinstance(model, GradientBoostingClassifier)
+    if is_classifier and output == "proba":
+        raise TreeModelNotSupported(f"{type(model).__name__}: {_BOOSTED_PROBA_MESSAGE}")
+    _require_output(model, output, "decision" if is_classifier else "predict")
+    init = model.init_
+    if not (isinstance(init, str) and init == "zero") and not isinstance(
+        init, DummyRegressor | DummyClassifier
+    ):
+        # a user-supplied init estimator makes the offset depend on x
+        raise TreeModelNotSupported(
+            f"{type(model).__name__} with init={type(init).__name__} is not supported: only "
+            "the default (constant) init or init='zero' is a sum of trees"
+        )
+    # the init prediction is constant, so one row gives it exactly (no re-summing)
+    offset = model._raw_predict_init(np.zeros((1, model.n_features_in_)))[0]
+    n_iter, n_per_iter = model.estimators_.shape
+    parts, tree_output = [], []
+    for i in range(n_iter):
+        for k in range(n_per_iter):
+            tree = model.estimators_[i, k].tree_
+            value = np.zeros((tree.node_count, n_per_iter))
+            # predict_stages adds learning_rate * value: same product, same rounding
+            value[:, k] = model.learning_rate * tree.value[:, 0, 0]
+            parts.append(_sklearn_tree_arrays(tree, value))
+            tree_output.append(k)
+    return _assemble(model, parts, np.array(tree_output), offset, True)
+
+
+def _from_hist_boosting(model: Any, output: str) -> TreeEnsemble:
+    """HistGradientBoosting: baseline + sum of predictor trees (shrinkage is in the leaves)."""
+    name = type(model).__name__
+    is_classifier = isinstance(model, HistGradientBoostingClassifier)
+    if is_classifier and output == "proba":
+        raise TreeModelNotSupported(f"{name}: {_BOOSTED_PROBA_MESSAGE}")
+    _require_output(model, output, "decision" if is_classifier else "predict")
+    if not is_classifier and type(model._loss.link).__name__ != "IdentityLink":
+        raise TreeModelNotSupported(
+            f"{name}(loss={model.loss!r}) predicts a nonlinear link of a sum of trees, so has "
+            "no exact TreeSHAP; use a loss with identity link (e.g. 'squared_error')"
+        )
+    if getattr(model, "_preprocessor", None) is not None:
+        # fitted on a dataframe with categorical dtypes: columns are reordered internally
+        raise TreeModelNotSupported(f"{name} with categorical features is not supported")
+    parts, tree_output = [], []
+    n_per_iter = model.n_trees_per_iteration_
+    for predictors in model._predictors:
+        for k, predictor in enumerate(predictors):
+            nodes = predictor.nodes
+            if nodes["is_categorical"][~nodes["is_leaf"].astype(bool)].any():
+                raise TreeModelNotSupported(f"{name} with categorical splits is not supported")
+            parts.append(_hist_tree_arrays(nodes, k, n_per_iter))
+            tree_output.append(k if n_per_iter > 1 else -1)
+    offset = np.asarray(model._baseline_prediction, dtype=np.float64).reshape(-1)
+    return _assemble(model, parts, np.array(tree_output), offset, False)
+
+
+def _sklearn_tree_arrays(tree: Any, value: FloatArray) -> tuple[np.ndarray, ...]:
+    """(left, right, feature, threshold, missing_left, depth, value) of a ``tree_``."""
+    left = tree.children_left.astype(np.int64)
+    is_leaf = left < 0
+    # scikit-learn >= 1.3 routes NaN per node; before, trees never saw NaN
+    missing = getattr(tree, "missing_go_to_left", np.zeros(tree.node_count, dtype=np.uint8))
+    return (
+        left,
+        tree.children_right.astype(np.int64),
+        np.where(is_leaf, -1, tree.feature.astype(np.int64)),
+        tree.threshold.astype(np.float64),
+        missing.astype(bool),
+        np.array(tree.max_depth),
+        value,
+    )
+
+
+def _hist_tree_arrays(nodes: np.ndarray, k: int, n_outputs: int) -> tuple[np.ndarray, ...]:
+    """The same arrays from a HistGradientBoosting predictor's structured ``nodes``."""
+    is_leaf = nodes["is_leaf"].astype(bool)
+    value = np.zeros((len(nodes), n_outputs))
+    value[:, k] = nodes["value"]
+    return (
+        np.where(is_leaf, -1, nodes["left"].astype(np.int64)),
+        np.where(is_leaf, -1, nodes["right"].astype(np.int64)),
+        np.where(is_leaf, -1, nodes["feature_idx"].astype(np.int64)),
+        nodes["num_threshold"].astype(np.float64),
+        nodes["missing_go_to_left"].astype(bool),
+        np.array(nodes["depth"].max()),
+        value,
+    )
+
+
+def _assemble(
+    model: Any,
+    parts: list[tuple[np.ndarray, ...]],
+    tree_output: np.ndarray,
+    offset: np.ndarray,
+    float32_inputs: bool,
+) -> TreeEnsemble:
+    """Concatenate per-tree arrays, shifting child indices to global node indices."""
+    sizes = np.array([len(p[0]) for p in parts], dtype=np.int64)
+    roots = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+    left = np.concatenate([np.where(p[0] < 0, -1, p[0] + r) for p, r in zip(parts, roots)])
+    right = np.concatenate([np.where(p[1] < 0, -1, p[1] + r) for p, r in zip(parts, roots)])
+    return TreeEnsemble(
+        roots=roots,
+        left=left.astype(np.int64),
+        right=right.astype(np.int64),
+        feature=np.concatenate([p[2] for p in parts]),
+        threshold=np.concatenate([p[3] for p in parts]),
+        missing_left=np.concatenate([p[4] for p in parts]),
+        value=np.ascontiguousarray(np.concatenate([p[6] for p in parts], axis=0)),
+        tree_output=np.asarray(tree_output, dtype=np.int64),
+        offset=np.asarray(offset, dtype=np.float64).copy(),
+        n_features=int(model.n_features_in_),
+        float32_inputs=float32_inputs,
+        max_depth=int(max(int(p[5]) for p in parts)),
+    )
