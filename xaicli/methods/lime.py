@@ -109,10 +109,8 @@ def explain_lime(
     _check_int("max_eval_rows", max_eval_rows, 1)
     if kernel_width is None:
         kernel_width = 0.75 * np.sqrt(n_features)
-    elif (
-        isinstance(kernel_width, bool)
-        or not isinstance(kernel_width, int | float | np.number)
-        or not (np.isfinite(kernel_width) and kernel_width > 0)
+    elif isinstance(kernel_width, bool) or not (
+        isinstance(kernel_width, int | float | np.number) and 0 < kernel_width < np.inf
     ):
         raise ValueError(f"kernel_width must be a finite number > 0 or None, got {kernel_width!r}")
     if num_features is not None:
@@ -246,20 +244,12 @@ def _forward_selection(
     candidate refits the samples. Ties go to the lowest feature index, as in lime.
     """
     n_rows, n_outputs, n_features = cross.shape
-    # The last step's candidate systems hold about O * M * K^2 numbers per row.
+    # Bound memory: the last step stacks about O * M * K^2 numbers per row.
     per_block = max(1, _MAX_SYSTEM_ENTRIES // (n_outputs * n_features * n_select**2))
     if n_rows > per_block:
-        blocks = range(0, n_rows, per_block)
+        parts = [slice(b, b + per_block) for b in range(0, n_rows, per_block)]
         return np.concatenate(
-            [
-                _forward_selection(
-                    gram[b : b + per_block],
-                    cross[b : b + per_block],
-                    y_ss[b : b + per_block],
-                    n_select,
-                )
-                for b in blocks
-            ]
+            [_forward_selection(gram[p], cross[p], y_ss[p], n_select) for p in parts]
         )
     r = np.arange(n_rows)[:, None, None, None]
     o = np.arange(n_outputs)[None, :, None, None]

@@ -130,12 +130,16 @@ class TreeEnsemble:
         )
 
 
-@njit(cache=True, inline="always")
-def next_node(node, v, left, right, threshold, missing_left):  # type: ignore[no-untyped-def]
-    """The child a value ``v`` of the split feature goes to (the models' own rule)."""
+@njit(cache=True)
+def route(v, threshold, missing_left, left, right):  # type: ignore[no-untyped-def]
+    """The child (``left`` or ``right``) that value ``v`` of the split feature goes to.
+
+    The models' own rule: ``NaN`` follows ``missing_left``, else ``v <= threshold``
+    goes left. Scalars only: numba increfs array arguments on every call.
+    """
     if np.isnan(v):
-        return left[node] if missing_left[node] else right[node]
-    return left[node] if v <= threshold[node] else right[node]
+        return left if missing_left else right
+    return left if v <= threshold else right
 
 
 @njit(cache=True)
@@ -149,7 +153,9 @@ def _predict(X, roots, left, right, feature, threshold, missing_left, value, tre
         for t in range(roots.shape[0]):
             node = roots[t]
             while left[node] >= 0:
-                node = next_node(node, X[i, feature[node]], left, right, threshold, missing_left)
+                node = route(
+                    X[i, feature[node]], threshold[node], missing_left[node], left[node], right[node]
+                )
             k_only = tree_output[t]
             if k_only >= 0:
                 out[i, k_only] += value[node, k_only]

@@ -78,6 +78,8 @@ def _tree_problem(model: Any, output_kind: str, any_categorical: bool) -> str | 
         return "the model is a Pipeline; TreeSHAP needs a bare tree ensemble"
     if any_categorical:
         return "TreeSHAP needs numeric input columns"
+    if output_kind == "call":
+        return "the model is a plain callable, not a tree ensemble"
     from xaicli.models.trees import TreeModelNotSupported, extract_tree_ensemble
 
     try:
