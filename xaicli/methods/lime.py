@@ -2,8 +2,15 @@
 
 Ribeiro, Singh & Guestrin (2016), "Why should I trust you?": Explaining the
 predictions of any classifier. KDD. Reproduces ``lime.lime_tabular`` (0.2.0.1)
-with ``discretizer="quartile"`` and ``sample_around_instance=False``, for every
-model output at once.
+with ``discretizer="quartile"`` and ``sample_around_instance=False``, except:
+
+* every model output gets its surrogate from the same neighbours (lime: one fit per label);
+* random draws come from ``row_rng(seed, row)`` (same distributions, not lime's numbers);
+* a quartile bin holding a single value is sampled at that value (lime 0.2.0.1
+  returns its standardised bound, 0, a value the data may never take);
+* ``NaN`` is a category of its own, and an empty "lasso_path" support gives
+  zero weights (lime fails on both);
+* by default all features are kept (lime's ``num_features`` default is 10).
 """
 
 from __future__ import annotations
@@ -175,7 +182,8 @@ def _explain_group(
             f"got shape {Y.shape} for {n_rows * n_samples} rows"
         )
     Y = Y.reshape(n_rows, n_samples, -1)  # (R, S, O)
-    dist2 = ((Z - Z[:, :1]) ** 2).sum(axis=-1)  # (R, S)
+    offset = Z - Z[:, :1]
+    dist2 = np.einsum("rsm,rsm->rs", offset, offset)  # (R, S) squared distance to the row
     weight = np.exp(-dist2 / (2.0 * width**2))  # == sqrt(exp(-d^2 / width^2))
 
     # Weighted centring removes the unpenalised intercept from the normal equations,

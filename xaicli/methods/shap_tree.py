@@ -139,10 +139,9 @@ def _shap_kernel(  # type: ignore[no-untyped-def]
     phi = np.zeros((X.shape[0], n_outputs, n_players))
     state = np.zeros(n_players, dtype=np.int8)
     # one frame per branching node on the current path
-    stk_node = np.empty(stack_size, dtype=np.int64)
-    stk_dx = np.empty(stack_size, dtype=np.int64)
-    stk_dz = np.empty(stack_size, dtype=np.int64)
-    stk_side = np.empty(stack_size, dtype=np.int64)  # side being explored: _IN_SX or _IN_SZ
+    stk_player = np.empty(stack_size, dtype=np.int64)
+    stk_dz = np.empty(stack_size, dtype=np.int64)  # z's child, explored second
+    stk_on_x = np.empty(stack_size, dtype=np.bool_)  # still exploring x's side
     stk_a = np.empty(stack_size, dtype=np.int64)  # |Sx|, |Sz| above the frame
     stk_b = np.empty(stack_size, dtype=np.int64)
     acc_pos = np.empty((stack_size, n_outputs))  # the frame's x side: sum of v * w_pos
@@ -161,7 +160,12 @@ def _shap_kernel(  # type: ignore[no-untyped-def]
                     node, dx, dz = start, -1, -1
                     while left[node] >= 0:
                         f = feature[node]
-                        thr, miss, lo, hi = threshold[node], missing_left[node], left[node], right[node]
+                        thr, miss, lo, hi = (
+                            threshold[node],
+                            missing_left[node],
+                            left[node],
+                            right[node],
+                        )
                         dx = route(X[i, f], thr, miss, lo, hi)
                         s = state[players[f]]
                         if s == _IN_SX:
@@ -175,12 +179,10 @@ def _shap_kernel(  # type: ignore[no-untyped-def]
                     if left[node] >= 0:
                         # branching: open a frame, explore x's side first
                         top += 1
-                        stk_node[top], stk_dx[top], stk_dz[top] = node, dx, dz
-                        stk_side[top], stk_a[top], stk_b[top] = _IN_SX, a, b
-                        for k in range(k_lo, k_hi):
-                            acc_pos[top, k] = 0.0
-                            acc_neg[top, k] = 0.0
-                        state[players[feature[node]]] = _IN_SX
+                        p = players[feature[node]]
+                        stk_player[top], stk_dz[top], stk_on_x[top] = p, dz, True
+                        stk_a[top], stk_b[top] = a, b
+                        state[p] = _IN_SX
                         start, a = dx, a + 1
                         continue
                     if top < 0:
@@ -191,13 +193,13 @@ def _shap_kernel(  # type: ignore[no-untyped-def]
                         res_neg[k] = value[node, k] * wn
                     # pass sums up until a frame still has its z side to explore
                     while top >= 0:
-                        p = players[feature[stk_node[top]]]
-                        if stk_side[top] == _IN_SX:
+                        p = stk_player[top]
+                        if stk_on_x[top]:
                             for k in range(k_lo, k_hi):
                                 phi[i, k, p] += res_pos[k]
                                 acc_pos[top, k] = res_pos[k]
                                 acc_neg[top, k] = res_neg[k]
-                            stk_side[top] = _IN_SZ
+                            stk_on_x[top] = False
                             state[p] = _IN_SZ
                             start, a, b = stk_dz[top], stk_a[top], stk_b[top] + 1
                             break

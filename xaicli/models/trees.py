@@ -154,7 +154,11 @@ def _predict(X, roots, left, right, feature, threshold, missing_left, value, tre
             node = roots[t]
             while left[node] >= 0:
                 node = route(
-                    X[i, feature[node]], threshold[node], missing_left[node], left[node], right[node]
+                    X[i, feature[node]],
+                    threshold[node],
+                    missing_left[node],
+                    left[node],
+                    right[node],
                 )
             k_only = tree_output[t]
             if k_only >= 0:
@@ -342,8 +346,12 @@ def _assemble(
     """Concatenate per-tree arrays, shifting child indices to global node indices."""
     sizes = np.array([len(p[0]) for p in parts], dtype=np.int64)
     roots = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
-    left = np.concatenate([np.where(p[0] < 0, -1, p[0] + r) for p, r in zip(parts, roots)])
-    right = np.concatenate([np.where(p[1] < 0, -1, p[1] + r) for p, r in zip(parts, roots)])
+    left = np.concatenate(
+        [np.where(p[0] < 0, -1, p[0] + r) for p, r in zip(parts, roots, strict=True)]
+    )
+    right = np.concatenate(
+        [np.where(p[1] < 0, -1, p[1] + r) for p, r in zip(parts, roots, strict=True)]
+    )
     return TreeEnsemble(
         roots=roots,
         left=left.astype(np.int64),
