@@ -160,12 +160,8 @@ def _shap_kernel(  # type: ignore[no-untyped-def]
                     node, dx, dz = start, -1, -1
                     while left[node] >= 0:
                         f = feature[node]
-                        thr, miss, lo, hi = (
-                            threshold[node],
-                            missing_left[node],
-                            left[node],
-                            right[node],
-                        )
+                        thr, miss = threshold[node], missing_left[node]
+                        lo, hi = left[node], right[node]
                         dx = route(X[i, f], thr, miss, lo, hi)
                         s = state[players[f]]
                         if s == _IN_SX:

@@ -136,6 +136,8 @@ def route(v, threshold, missing_left, left, right):  # type: ignore[no-untyped-d
 
     The models' own rule: ``NaN`` follows ``missing_left``, else ``v <= threshold``
     goes left. Scalars only: numba increfs array arguments on every call.
+    Numba's cache does not notice edits here in callers' cached machine code
+    (``shap_tree``): delete their ``__pycache__/*.nbi`` after changing this.
     """
     if np.isnan(v):
         return left if missing_left else right
