@@ -150,10 +150,10 @@ def test_linear_closed_form_on_linear_regression():
 
 def test_linear_on_one_hot_pipeline_matches_enumeration(penguin_frame):
     """Attributions are per input column (one-hot levels summed), equal to exact Shapley values."""
+    import pyarrow as pa
+
     from xaicli.models.adapter import ModelPredictor, OutputSpec
     from xaicli.models.codec import FeatureCodec
-
-    import pyarrow as pa
 
     features = ("island", "bill_length_mm", "flipper_length_mm", "sex")
     prep = ColumnTransformer(

@@ -45,6 +45,9 @@ class ExplainConfig:
     manifest: Path | None = None
     quiet: bool = False
     max_eval_rows: int = 200_000
+    resume: bool = False
+    backend: str = "loky"
+    scheduler: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def parameters(self) -> dict[str, Any]:

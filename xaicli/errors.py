@@ -28,3 +28,11 @@ class DataError(UsageError):
 
 class RunFailure(XaiError):
     """The run failed while computing (e.g. the model raised on a chunk): exit 1."""
+
+
+class Interrupted(XaiError):
+    """SIGINT (exit 130) or SIGTERM (exit 143): committed work is kept for --resume."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code

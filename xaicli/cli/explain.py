@@ -150,7 +150,12 @@ def explain(
     ] = "mean",
     steps: Annotated[int, typer.Option(help="IG path steps.")] = 32,
     n_jobs: Annotated[int, typer.Option(help="Worker processes; -1 = all cores.")] = -1,
-    chunk_size: Annotated[int, typer.Option(help="Rows per task, rounded up to a multiple of 64 (results never depend on it).")] = 1000,
+    chunk_size: Annotated[
+        int,
+        typer.Option(
+            help="Rows per task, rounded up to a multiple of 64 (results never depend on it)."
+        ),
+    ] = 1000,
     seed: Annotated[
         int, typer.Option(help="Seed of every random choice; same seed, same table.")
     ] = 0,
@@ -172,6 +177,13 @@ def explain(
     ] = None,
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace an existing output.")
+    ] = False,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume",
+            help="Continue an interrupted run: only chunks not yet committed are computed.",
+        ),
     ] = False,
     trust_model: Annotated[
         bool,
@@ -223,6 +235,7 @@ def explain(
             manifest=manifest,
             quiet=quiet,
             max_eval_rows=max_eval_rows,
+            resume=resume,
         )
 
     def run() -> None:

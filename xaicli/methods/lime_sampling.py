@@ -15,6 +15,17 @@ Two modes, as ``lime.lime_tabular.LimeTabularExplainer`` with
 Categorical features (float category codes, ``NaN`` a category of its own) are
 drawn with their background frequencies in both modes; their interpretable
 feature is 1 when the sampled code equals the row's.
+
+The draws never depend on the explained row: it enters only through the
+interpretable representation (:meth:`TabularSampler.interpretable`). Drawing
+(:meth:`TabularSampler.draw`) and comparing are therefore separate steps, so a
+single pool of neighbours can serve many rows.
+
+One uniform per binned value picks both the bin (against the cumulative bin
+frequencies) and, rescaled to the bin, the quantile of the value inside it. The
+truncated normal is inverted exactly with ``scipy.special.ndtri``: a 1025-point
+interpolation table per bin was measured at only ~25% faster than ``ndtri``,
+not worth an approximation.
 """
 
 from __future__ import annotations
@@ -23,6 +34,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 from scipy.special import ndtr, ndtri
 
 from .base import BoolArray, FloatArray, IntArray
@@ -50,6 +62,22 @@ def _category_table(column: FloatArray) -> tuple[FloatArray, FloatArray]:
 
 
 @dataclass(frozen=True)
+class Neighbours:
+    """``n`` draws from the neighbourhood distribution, for one row or shared by many.
+
+    inputs: (..., n, M) the samples fed to the model.
+    bins:   (..., n, T) bin (0..3) of each binned feature.
+    codes:  (..., n, C) category code of each categorical feature.
+    normal: (..., n, G) standard-normal draw of each Gaussian feature.
+    """
+
+    inputs: FloatArray
+    bins: npt.NDArray[np.int8]
+    codes: FloatArray
+    normal: FloatArray
+
+
+@dataclass(frozen=True)
 class TabularSampler:
     """Background statistics defining LIME's perturbation distribution; build with :meth:`fit`.
 
@@ -63,9 +91,13 @@ class TabularSampler:
     bin_cum:     (T, 4) cumulative background frequency of each bin (1 from the
                  last non-empty bin on, so padding and empty bins are never drawn).
     bin_low, bin_high, bin_mean, bin_std: (T, 4) each bin's bounds and the normal
-                 drawn from within them; ``cdf_low`` and ``cdf_width`` the
-                 standard-normal CDF at the standardised lower bound and the
-                 CDF mass between the bounds.
+                 drawn from within them.
+    cdf_low, cdf_slope: (T, 4) map a uniform ``u`` that picked bin ``b`` to the
+                 standard-normal CDF level of its value:
+                 ``cdf_low + (u - bin_start) * cdf_slope``, with ``bin_start`` the
+                 cumulative frequency below the bin, ``cdf_low`` the CDF at the
+                 standardised lower bound and ``cdf_slope`` the bin's CDF mass
+                 between its bounds over its frequency.
     gaussian:    (G,) column indices; ``mean``, ``std`` (G,) their background
                  moments (std 1 for a constant column, as sklearn's StandardScaler).
     """
@@ -76,12 +108,13 @@ class TabularSampler:
     binned: IntArray
     borders: FloatArray
     bin_cum: FloatArray
+    bin_start: FloatArray
     bin_low: FloatArray
     bin_high: FloatArray
     bin_mean: FloatArray
     bin_std: FloatArray
     cdf_low: FloatArray
-    cdf_width: FloatArray
+    cdf_slope: FloatArray
     gaussian: IntArray
     mean: FloatArray
     std: FloatArray
@@ -114,7 +147,12 @@ class TabularSampler:
                 inside = column[bins == b]
                 bin_mean[t, b] = inside.mean()
                 bin_std[t, b] = inside.std() + _STD_FLOOR
+        bin_start = np.concatenate([np.zeros((binned.size, 1)), bin_cum[:, :-1]], axis=1)
+        frequency = bin_cum - bin_start
         cdf_low = ndtr((low - bin_mean) / bin_std)
+        cdf_width = ndtr((high - bin_mean) / bin_std) - cdf_low
+        # Bins never drawn (empty or padding) have frequency 0: give them slope 0.
+        cdf_slope = np.divide(cdf_width, frequency, out=np.zeros(shape), where=frequency > 0)
 
         tables = [_category_table(background[:, j]) for j in np.flatnonzero(categorical)]
         std = background[:, gaussian].std(axis=0)
@@ -127,16 +165,26 @@ class TabularSampler:
             binned=binned.astype(np.int64),
             borders=borders,
             bin_cum=bin_cum,
+            bin_start=bin_start,
             bin_low=low,
             bin_high=high,
             bin_mean=bin_mean,
             bin_std=bin_std,
             cdf_low=cdf_low,
-            cdf_width=ndtr((high - bin_mean) / bin_std) - cdf_low,
+            cdf_slope=cdf_slope,
             gaussian=gaussian.astype(np.int64),
             mean=mean,
             std=np.where(std > tiny, std, 1.0),
         )
+
+    @property
+    def n_features(self) -> int:
+        return self.categorical.size + self.binned.size + self.gaussian.size
+
+    def draw(self, rng: np.random.Generator, n: int) -> Neighbours:
+        """``n`` neighbours (n, M) from ``rng`` alone: they do not depend on any row."""
+        n_uniform = self.categorical.size + self.binned.size
+        return self._transform(rng.random((n, n_uniform)), rng.standard_normal((n, self.gaussian.size)))
 
     def sample(
         self, X: FloatArray, rngs: Sequence[np.random.Generator], n_samples: int
@@ -145,50 +193,70 @@ class TabularSampler:
 
         Returns ``(inputs, interpretable)``, both (R, n_samples, M): the samples
         fed to the model and their interpretable representation. Sample 0 is
-        the row itself (interpretable: 1, or the row's z-score for a Gaussian feature).
+        the row itself (see :meth:`interpretable`).
         """
         n_rows, n_features = X.shape
         n_new = n_samples - 1
-        n_cat, n_bin, n_gauss = self.categorical.size, self.binned.size, self.gaussian.size
-
+        n_uniform = self.categorical.size + self.binned.size
         # The one per-row loop: each row's draws must come from its own stream.
-        u_cat = np.empty((n_rows, n_new, n_cat))
-        u_bin = np.empty((n_rows, n_new, n_bin))
-        u_value = np.empty((n_rows, n_new, n_bin))
-        normal = np.empty((n_rows, n_new, n_gauss))
+        uniform = np.empty((n_rows, n_new, n_uniform))
+        normal = np.empty((n_rows, n_new, self.gaussian.size))
         for r, rng in enumerate(rngs):
-            u_cat[r] = rng.random((n_new, n_cat))
-            u_bin[r] = rng.random((n_new, n_bin))
-            u_value[r] = rng.random((n_new, n_bin))
-            normal[r] = rng.standard_normal((n_new, n_gauss))
-
+            uniform[r] = rng.random((n_new, n_uniform))
+            normal[r] = rng.standard_normal((n_new, self.gaussian.size))
         inputs = np.empty((n_rows, n_samples, n_features))
-        interp = np.empty((n_rows, n_samples, n_features))
         inputs[:, 0] = X
-        interp[:, 0] = 1.0
+        neighbours = self._transform(uniform, normal, out=inputs[:, 1:])
+        return inputs, self.interpretable(X, neighbours)
 
+    def interpretable(self, X: FloatArray, neighbours: Neighbours) -> FloatArray:
+        """(R, 1 + n, M) interpretable representation of each row of ``X`` (R, M)
+        (sample 0: 1, or the row's z-score for a Gaussian feature) and of the
+        neighbours, its own (R, n, ...) or shared by all rows (n, ...)."""
+        n_rows, n_features = X.shape
+        n = neighbours.inputs.shape[-2]
+        Z = np.empty((n_rows, 1 + n, n_features))
+        Z[:, 0] = 1.0
         for c, j in enumerate(self.categorical):
-            pick = np.searchsorted(self.code_cum[c], u_cat[..., c], side="right")
-            code = self.codes[c][pick]  # (R, n_new)
+            code = neighbours.codes[..., c]  # (R, n) or (n,)
             own = X[:, j, None]
-            inputs[:, 1:, j] = code
-            interp[:, 1:, j] = (code == own) | (np.isnan(code) & np.isnan(own))
+            Z[:, 1:, j] = (code == own) | (np.isnan(code) & np.isnan(own))
+        if self.binned.size:
+            own_bin = _bin_of(X[:, self.binned], self.borders).astype(np.int8)  # (R, T)
+            Z[:, 1:, _columns(self.binned)] = neighbours.bins == own_bin[:, None]
+        if self.gaussian.size:
+            cols = _columns(self.gaussian)
+            Z[:, 1:, cols] = neighbours.normal
+            Z[:, 0, cols] = (X[:, self.gaussian] - self.mean) / self.std
+        return Z
 
+    def _transform(
+        self, uniform: FloatArray, normal: FloatArray, out: FloatArray | None = None
+    ) -> Neighbours:
+        """Neighbours from ``uniform`` (..., n, C + T) in [0, 1) and ``normal`` (..., n, G),
+        their inputs written to ``out`` (..., n, M) when given."""
+        lead = uniform.shape[:-1]
+        n_cat, n_bin = self.categorical.size, self.binned.size
+        inputs = np.empty((*lead, self.n_features)) if out is None else out
+
+        codes = np.empty((*lead, n_cat))
+        for c, j in enumerate(self.categorical):
+            pick = np.searchsorted(self.code_cum[c], uniform[..., c], side="right")
+            codes[..., c] = self.codes[c][pick]
+            inputs[..., j] = codes[..., c]
+
+        bins = np.zeros((*lead, n_bin), dtype=np.int8)
         if n_bin:
-            cols = _columns(self.binned)
+            u = uniform[..., n_cat:]
             # Inverse-CDF choice of the bin: the count of cumulative frequencies <= u.
-            # Then ``flat`` indexes the (T, 4) per-bin tables.
-            offset = _N_BINS * np.arange(n_bin)
-            flat = (u_bin >= self.bin_cum[:, 0]).astype(np.intp)  # (R, n_new, T)
-            for b in range(1, _N_BINS - 1):
-                flat += u_bin >= self.bin_cum[:, b]
-            flat += offset
-            own_bin = _bin_of(X[:, self.binned], self.borders) + offset  # (R, T)
-            interp[:, 1:, cols] = flat == own_bin[:, None]
-            # Inverse-CDF draw of the truncated normal, in place in ``u_value``. A bin's
-            # mean lies inside its bounds, so the CDF mass between them never cancels.
-            values = u_value
-            values *= self.cdf_width.take(flat)
+            for b in range(_N_BINS - 1):
+                bins += u >= self.bin_cum[:, b]
+            flat = bins + _N_BINS * np.arange(n_bin)  # indexes the (T, 4) per-bin tables
+            # The same u, rescaled within its bin, is the quantile of the value: an
+            # inverse-CDF draw of the truncated normal. A bin's mean lies inside its
+            # bounds, so its CDF mass between them never cancels.
+            values = u - self.bin_start.take(flat)
+            values *= self.cdf_slope.take(flat)
             values += self.cdf_low.take(flat)
             ndtri(values, out=values)
             values *= self.bin_std.take(flat)
@@ -196,14 +264,11 @@ class TabularSampler:
             # Clipping guards ndtri's infinities and maps a one-value bin to that value.
             np.maximum(values, self.bin_low.take(flat), out=values)
             np.minimum(values, self.bin_high.take(flat), out=values)
-            inputs[:, 1:, cols] = values
+            inputs[..., _columns(self.binned)] = values
 
-        if n_gauss:
-            cols = _columns(self.gaussian)
-            inputs[:, 1:, cols] = self.mean + self.std * normal
-            interp[:, 1:, cols] = normal
-            interp[:, 0, cols] = (X[:, self.gaussian] - self.mean) / self.std
-        return inputs, interp
+        if self.gaussian.size:
+            inputs[..., _columns(self.gaussian)] = self.mean + self.std * normal
+        return Neighbours(inputs=inputs, bins=bins, codes=codes, normal=normal)
 
 
 def _columns(index: IntArray) -> IntArray | slice:

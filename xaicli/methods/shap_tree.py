@@ -16,7 +16,9 @@ otherwise it explores both, adding the player to Sx on x's side and to Sz on
 z's side. A leaf of value ``v`` reached with ``a = |Sx|``, ``b = |Sz|`` gives
 ``+v (a-1)! b! / (a+b)!`` to each player of Sx and ``-v a! (b-1)! / (a+b)!`` to
 each player of Sz. The membership test makes repeated splits on one feature
-along a path exact (shap's implementation is not, shap issue #3267).
+along a path exact. Weights are float64 (shap's kernel keeps them in float32,
+~1e-7 off) and node indices int64 (shap's are 16-bit; it crashes on trees of
+more than 32767 nodes, cf. shap issue #3267).
 
 Instead of looping over Sx and Sz at each leaf, each branching node returns the
 two weighted leaf sums of its sub-traversal, and the player that branched there

@@ -54,7 +54,7 @@ class TreeModelNotSupported(Exception):
     """The model (or the requested output) cannot be explained exactly by TreeSHAP."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # array fields: compare by identity
 class TreeEnsemble:
     """All trees of an ensemble, nodes concatenated; output = offset + sum of leaf values.
 

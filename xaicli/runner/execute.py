@@ -82,31 +82,47 @@ def iter_chunks(prepared: Prepared, chunk_size: int) -> Iterator[Chunk]:
         if keys:
             key_table = table.select(list(keys)).combine_chunks()
         else:
-            key_table = pa.table({ROW: pa.array(np.arange(position, position + table.num_rows), pa.int64())})
+            key_table = pa.table(
+                {ROW: pa.array(np.arange(position, position + table.num_rows), pa.int64())}
+            )
         yield Chunk(index, position, X, key_table, prepared.codec.snapshot())
         position += table.num_rows
 
 
 def run_chunks(
-    prepared: Prepared, config: ExplainConfig, on_progress: ProgressFn | None = None
-) -> Iterator[pa.Table]:
-    """Output tables of every chunk, in input order."""
+    prepared: Prepared,
+    config: ExplainConfig,
+    on_progress: ProgressFn | None = None,
+    *,
+    skip: Callable[[int], bool] = lambda index: False,
+) -> Iterator[tuple[int, pa.Table | None]]:
+    """(chunk index, output table) of every chunk in input order; ``None`` for the chunks
+    ``skip`` names (already committed by an earlier run: read, but not recomputed)."""
     plan = prepared.plan
     n_jobs = effective_n_jobs(config.n_jobs)
     chunks = iter_chunks(prepared, aligned_chunk_size(config.chunk_size))
 
-    def tables(results: Iterator[tuple[Chunk, Any]]) -> Iterator[pa.Table]:
+    def tables(results: Iterator[tuple[Chunk, Any]]) -> Iterator[tuple[int, pa.Table | None]]:
         for chunk, result in results:
             if on_progress is not None:
                 on_progress(len(chunk.X))
-            yield attribution_table(
+            if result is None:
+                yield chunk.index, None
+                continue
+            table = attribution_table(
                 result, chunk.keys, plan.output.names, plan.features, config.layout
             )
+            yield chunk.index, table
 
     if n_jobs == 1:
         remember_model(plan.model_key, prepared.model)
         yield from tables(
-            (c, compute_chunk(plan, c.X, c.start + np.arange(len(c.X)), c.categories, c.label))
+            (
+                c,
+                None
+                if skip(c.index)
+                else compute_chunk(plan, c.X, _rows(c), c.categories, c.label),
+            )
             for c in chunks
         )
         return
@@ -117,12 +133,30 @@ def run_chunks(
     def tasks():
         for chunk in chunks:
             dispatched.append(chunk)  # results return in this order; ids never leave this process
-            rows = chunk.start + np.arange(len(chunk.X))
-            yield delayed(compute_chunk)(plan, chunk.X, rows, chunk.categories, chunk.label)
+            if skip(chunk.index):
+                yield delayed(_nothing)()
+            else:
+                yield delayed(compute_chunk)(
+                    plan, chunk.X, _rows(chunk), chunk.categories, chunk.label
+                )
 
-    with parallel_config(backend="loky", inner_max_num_threads=1):
+    with parallel_config(
+        backend=config.backend, inner_max_num_threads=1, **_backend_options(config)
+    ):
         parallel = Parallel(n_jobs=n_jobs, return_as="generator", pre_dispatch="2*n_jobs")
         yield from tables((dispatched.popleft(), result) for result in parallel(tasks()))
+
+
+def _rows(chunk: Chunk) -> np.ndarray:
+    return chunk.start + np.arange(len(chunk.X))
+
+
+def _nothing() -> None:
+    return None
+
+
+def _backend_options(config: ExplainConfig) -> dict[str, Any]:
+    return {}
 
 
 class Timer:

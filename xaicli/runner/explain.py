@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,12 +12,15 @@ import pyarrow as pa
 
 from xaicli import __version__
 from xaicli.config import ExplainConfig
+from xaicli.errors import Interrupted, XaiError
+from xaicli.io.checkpoint import ChunkStore, data_fingerprint, work_folder
 from xaicli.io.layout import attribution_table
 from xaicli.io.manifest import build_manifest
 from xaicli.io.writer import TableWriter, check_destination, write_json_atomic
 from xaicli.methods.base import Attributions
-from xaicli.runner.execute import Timer, effective_n_jobs, run_chunks
+from xaicli.runner.execute import Timer, aligned_chunk_size, effective_n_jobs, run_chunks
 from xaicli.runner.prepare import EXTRAS, Prepared, prepare
+from xaicli.runner.signals import Terminated, terminate_as_exception
 
 NoteFn = Callable[[str], None]
 ProgressFactory = Callable[[int], Callable[[int], None] | None]
@@ -53,22 +57,82 @@ def run_explain(
         parameters={**config.parameters(), "n_jobs_effective": effective_n_jobs(config.n_jobs)},
         extra={"output": config.out},
     )
-    with TableWriter(config.out, config.out_format, metadata=manifest) as writer:
-        for table in run_chunks(prepared, config, on_progress):
-            writer.write(table)
-        final = {"output_rows": writer.rows_written, "wall_time_s": round(timer.elapsed, 3)}
-        writer.finish(final, _empty_schema(prepared, config))
-    manifest.update(final)
+    with terminate_as_exception():
+        try:
+            written = _compute_and_write(prepared, config, manifest, on_progress, on_note, timer)
+        except (KeyboardInterrupt, Terminated) as stop:
+            raise _interrupted(config, stop) from None
+    manifest.update(output_rows=written, wall_time_s=round(timer.elapsed, 3))
     if manifest_path is not None:
         write_json_atomic(manifest_path, manifest)
     return RunSummary(
         rows=prepared.n_rows,
-        output_rows=writer.rows_written,
+        output_rows=written,
         seconds=timer.elapsed,
         out=config.out,
         manifest_path=manifest_path,
         method=prepared.plan.method,
         algorithm=prepared.plan.algorithm,
+    )
+
+
+def _compute_and_write(prepared, config, manifest, on_progress, on_note, timer) -> int:
+    """Stream to stdout, or commit chunks to the work folder and assemble the output."""
+    if config.out == "-":
+        with TableWriter(config.out, config.out_format) as writer:
+            for _, table in run_chunks(prepared, config, on_progress):
+                writer.write(table)
+            writer.finish({}, _empty_schema(prepared, config))
+        return writer.rows_written
+    store = ChunkStore.open(
+        Path(config.out),
+        _fingerprint(prepared, config),
+        resume=config.resume,
+        overwrite=config.overwrite,
+    )
+    done = store.committed()
+    if done and on_note is not None:
+        on_note(f"resuming: {len(done)} chunk(s) already committed in {store.folder}")
+    n_chunks = 0
+    for index, table in run_chunks(prepared, config, on_progress, skip=done.__contains__):
+        if table is not None:
+            store.commit(index, table)
+        n_chunks = index + 1
+    with TableWriter(config.out, config.out_format, metadata=manifest) as writer:
+        for table in store.tables(n_chunks):
+            writer.write(table)
+        writer.finish(
+            {"output_rows": writer.rows_written, "wall_time_s": round(timer.elapsed, 3)},
+            _empty_schema(prepared, config),
+        )
+    store.remove()
+    return writer.rows_written
+
+
+# Parameters that change the numbers; n_jobs, backend and the like do not.
+_NEUTRAL = {"n_jobs", "quiet", "overwrite", "resume", "manifest", "backend", "scheduler", "out"}
+
+
+def _fingerprint(prepared: Prepared, config: ExplainConfig) -> dict:
+    parameters = {k: v for k, v in config.parameters().items() if k not in _NEUTRAL}
+    parameters["chunk_size"] = aligned_chunk_size(config.chunk_size)
+    return {
+        "tool_version": __version__,
+        "model_sha256": prepared.facts["model_sha256"],
+        "data": data_fingerprint(prepared.source.files),
+        "parameters": json.loads(json.dumps(parameters, default=str)),
+    }
+
+
+def _interrupted(config: ExplainConfig, stop: BaseException) -> XaiError:
+    code = 143 if isinstance(stop, Terminated) else 130
+    what = "terminated" if code == 143 else "interrupted"
+    if config.out == "-":
+        return Interrupted(f"{what}; nothing was kept (output to stdout)", code)
+    return Interrupted(
+        f"{what}; finished chunks are kept in {work_folder(Path(config.out))}: "
+        "run the same command with --resume to continue",
+        code,
     )
 
 

@@ -1,0 +1,133 @@
+"""Durable chunk results for resuming an interrupted run.
+
+Each finished chunk is written to a work folder beside the output under a temporary name,
+flushed to disk and renamed, so a chunk file is either complete or absent whatever moment
+the process dies (SIGKILL included). ``state.json`` holds the run's fingerprint: a resume
+with another model, data or parameters is refused instead of mixing results.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from xaicli.errors import UsageError
+
+STATE = "state.json"
+SAMPLE_BYTES = 1 << 20
+
+
+def work_folder(out: Path) -> Path:
+    return out.parent / f".{out.name}.xai-work"
+
+
+def data_fingerprint(files: tuple[Path, ...]) -> str:
+    """Size and sha256 of the first and last MiB of every input file: cheap, and it
+    changes when a file is replaced, appended to or rewritten."""
+    digest = hashlib.sha256()
+    for path in files:
+        size = path.stat().st_size
+        digest.update(f"{path.name}:{size}".encode())
+        with path.open("rb") as handle:
+            digest.update(handle.read(SAMPLE_BYTES))
+            if size > SAMPLE_BYTES:
+                handle.seek(max(SAMPLE_BYTES, size - SAMPLE_BYTES))
+                digest.update(handle.read())
+    return digest.hexdigest()
+
+
+class ChunkStore:
+    """The work folder of one output."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    @classmethod
+    def open(
+        cls, out: Path, fingerprint: dict[str, Any], *, resume: bool, overwrite: bool
+    ) -> ChunkStore:
+        folder = work_folder(out)
+        store = cls(folder)
+        if folder.exists():
+            if resume:
+                store._check(fingerprint)
+                return store
+            if not overwrite:
+                raise UsageError(
+                    f"an interrupted run left {folder}; pass --resume to continue it, "
+                    "or --overwrite to start again"
+                )
+            shutil.rmtree(folder)
+        folder.mkdir(parents=True)
+        _write_durably(folder / STATE, json.dumps(fingerprint, indent=2, sort_keys=True).encode())
+        return store
+
+    def _check(self, fingerprint: dict[str, Any]) -> None:
+        try:
+            saved = json.loads((self.folder / STATE).read_text())
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"cannot resume: {self.folder / STATE} is unreadable ({exc})") from exc
+        changed = [
+            key
+            for key in sorted(set(saved) | set(fingerprint))
+            if saved.get(key) != fingerprint.get(key)
+        ]
+        if changed:
+            raise UsageError(
+                "cannot resume: changed since the interrupted run: "
+                f"{', '.join(_describe(k) for k in changed)}; pass --overwrite to start again"
+            )
+
+    def _chunk_path(self, index: int) -> Path:
+        return self.folder / f"chunk-{index:07d}.parquet"
+
+    def committed(self) -> set[int]:
+        return {int(p.stem.split("-")[1]) for p in self.folder.glob("chunk-*.parquet")}
+
+    def commit(self, index: int, table: pa.Table) -> None:
+        target = self._chunk_path(index)
+        tmp = target.with_suffix(".tmp")
+        with pa.OSFile(str(tmp), "wb") as sink:
+            pq.write_table(table, sink, compression="zstd")
+        _fsync(tmp)
+        os.replace(tmp, target)
+        _fsync(self.folder)
+
+    def tables(self, n_chunks: int) -> Iterator[pa.Table]:
+        for index in range(n_chunks):
+            yield pq.read_table(self._chunk_path(index))
+
+    def remove(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _describe(key: str) -> str:
+    return {
+        "model_sha256": "the model file",
+        "data": "the data",
+        "parameters": "the parameters",
+    }.get(key, key)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_durably(path: Path, payload: bytes) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(payload)
+    _fsync(tmp)
+    os.replace(tmp, path)
+    _fsync(path.parent)
