@@ -267,9 +267,7 @@ def _high_budget_reference(
         return None
     head = ws.dataset("gbc30-head", data.frame.head(n_rows), data.background)
     # another seed, so the reference does not share the timed run's coalition design
-    return run_xai(
-        ws, path, head, warm=False, algorithm="kernel", n_samples=16 * n_samples, seed=1
-    )
+    return run_xai(ws, path, head, warm=False, algorithm="kernel", n_samples=16 * n_samples, seed=1)
 
 
 CASES = [("1a SHAP on MLP (10 features)", mlp), ("1b SHAP on GBC proba (30 features)", gbc)]

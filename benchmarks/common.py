@@ -148,7 +148,9 @@ class Workspace:
 # --------------------------------------------------------------------------- timing
 
 
-def timed(fn: Callable[[], Any], *, min_seconds: float = 0.3, max_runs: int = 3) -> tuple[float, Any]:
+def timed(
+    fn: Callable[[], Any], *, min_seconds: float = 0.3, max_runs: int = 3
+) -> tuple[float, Any]:
     """(seconds, result) of ``fn()``; calls shorter than ``min_seconds`` are repeated (up to
     ``max_runs``) and the fastest kept, so sub-second figures are not one scheduler hiccup."""
     best, result = float("inf"), None
@@ -183,7 +185,9 @@ class XaiRun:
     algorithm: str
 
 
-def run_xai(ws: Workspace, model: Path, data: Dataset, *, warm: bool = True, **options: Any) -> XaiRun:
+def run_xai(
+    ws: Workspace, model: Path, data: Dataset, *, warm: bool = True, **options: Any
+) -> XaiRun:
     """Time ``run_explain`` with the CLI's configuration object, the same background file
     and seed 0 as the references; ``options`` are ExplainConfig fields (n_jobs defaults
     to 1). A 2-row run first loads numba's compiled code and the imports."""

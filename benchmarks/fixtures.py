@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import pandas as pd
@@ -18,7 +18,7 @@ def friedman_rows(n: int, seed: int) -> pd.DataFrame:
     return pd.DataFrame(np.random.default_rng(seed).random((n, 10)), columns=columns(10))
 
 
-@lru_cache(maxsize=None)
+@cache
 def friedman_mlp():
     """MLPRegressor(hidden (32,)) on make_friedman1; fitted on numpy (no column names)."""
     from sklearn.datasets import make_friedman1
@@ -46,7 +46,7 @@ def tab30_target(X: np.ndarray) -> np.ndarray:
     )
 
 
-@lru_cache(maxsize=None)
+@cache
 def tab30_model(kind: str, n_features: int = 30):
     """A tree ensemble fitted on numpy tab30 data (optionally only its first n_features)."""
     from sklearn.ensemble import (
@@ -70,7 +70,7 @@ def tab30_model(kind: str, n_features: int = 30):
     return models[kind]().fit(X, target)
 
 
-@lru_cache(maxsize=None)
+@cache
 def breast_cancer() -> tuple[pd.DataFrame, np.ndarray]:
     """sklearn's breast cancer table (569 rows, 30 named features) and its target."""
     from sklearn.datasets import load_breast_cancer
@@ -79,7 +79,7 @@ def breast_cancer() -> tuple[pd.DataFrame, np.ndarray]:
     return data.data, data.target.to_numpy()
 
 
-@lru_cache(maxsize=None)
+@cache
 def breast_cancer_model(kind: str):
     """Fitted on the DataFrame, so the model wants named columns (as xai then passes)."""
     from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier

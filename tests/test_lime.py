@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 import numpy as np
 import pytest
 from lime.lime_base import LimeBase
@@ -14,12 +16,13 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from xaicli.methods.base import ROW_GROUP, row_rng
-from xaicli.methods.lime import explain_lime
+from xaicli.methods.lime import LIME_POOL_STREAM, clear_pool_cache, explain_lime
 from xaicli.methods.lime_sampling import TabularSampler
 
 N_SAMPLES = 5000
 N_ROWS = 10
 TOP = 5
+NEIGHBOURHOODS = ["shared", "per-row"]
 
 
 def as_2d(predict):
@@ -64,19 +67,10 @@ def _case(name):
 CASES = ["breast_lr", "breast_rf", "diabetes_rf", "breast_code_rf"]
 
 
-@pytest.fixture(scope="module", params=CASES)
-def compared(request):
-    """Our attributions and lime's, for the same rows, background and settings."""
-    predict, background, rows, categorical, mode, label, output = _case(request.param)
-    ours = explain_lime(
-        predict,
-        rows,
-        background=background,
-        row_index=np.arange(len(rows)),
-        seed=3,
-        categorical=categorical,
-        n_samples=N_SAMPLES,
-    )
+@cache
+def _lime_reference(name):
+    """lime's weights, intercepts and local predictions for the rows of case ``name``."""
+    predict, background, rows, categorical, mode, label, _ = _case(name)
     explainer = LimeTabularExplainer(
         background,
         mode=mode,
@@ -98,8 +92,25 @@ def compared(request):
         weights.append(w)
         intercepts.append(exp.intercept[label])
         local.append(exp.local_pred[0])
-    theirs = (np.array(weights), np.array(intercepts), np.array(local))
-    return request.param, ours, output, theirs, predict(rows)
+    return np.array(weights), np.array(intercepts), np.array(local)
+
+
+@pytest.fixture(scope="module", params=[(c, n) for c in CASES for n in NEIGHBOURHOODS], ids=str)
+def compared(request):
+    """Our attributions and lime's, for the same rows, background and settings."""
+    name, neighbourhood = request.param
+    predict, background, rows, categorical, _, _, output = _case(name)
+    ours = explain_lime(
+        predict,
+        rows,
+        background=background,
+        row_index=np.arange(len(rows)),
+        seed=3,
+        categorical=categorical,
+        n_samples=N_SAMPLES,
+        neighbourhood=neighbourhood,
+    )
+    return f"{name}/{neighbourhood}", ours, output, _lime_reference(name), predict(rows)
 
 
 def test_top_features_agree_with_lime(compared):
@@ -128,22 +139,31 @@ def lr_case():
     return _case("breast_lr")
 
 
-def _neighbourhood(predict, background, rows, categorical, discretize, seed):
-    """Our samples for ``rows`` as explain_lime draws them, with lime's kernel weights."""
+def _neighbourhood(predict, background, rows, categorical, discretize, seed, neighbourhood):
+    """Our samples for ``rows`` as explain_lime draws them, with lime's kernel distances."""
     sampler = TabularSampler.fit(background, categorical, discretize)
-    rngs = [row_rng(seed, i) for i in range(len(rows))]
-    inputs, Z = sampler.sample(rows, rngs, N_SAMPLES)
-    Y = predict(inputs.reshape(-1, rows.shape[1])).reshape(len(rows), N_SAMPLES, -1)
+    n_rows, n_features = rows.shape
+    if neighbourhood == "per-row":
+        inputs, Z = sampler.sample(rows, [row_rng(seed, i) for i in range(n_rows)], N_SAMPLES)
+        Y = predict(inputs.reshape(-1, n_features)).reshape(n_rows, N_SAMPLES, -1)
+    else:
+        pool = sampler.draw(np.random.default_rng([seed, LIME_POOL_STREAM]), N_SAMPLES - 1)
+        Z = sampler.interpretable(rows, pool)
+        pool_y = predict(pool.inputs)
+        Y = np.stack([np.concatenate([predict(row[None]), pool_y]) for row in rows])
     dist = [pairwise_distances(z, z[:1]).ravel() for z in Z]
     return Z, Y, dist
 
 
+@pytest.mark.parametrize("neighbourhood", NEIGHBOURHOODS)
 @pytest.mark.parametrize("discretize", [True, False])
 @pytest.mark.parametrize(
     ("selection", "k"),
     [("none", None), ("forward_selection", 3), ("highest_weights", 4), ("lasso_path", 3)],
 )
-def test_surrogate_fit_equals_lime_base_on_the_same_samples(lr_case, discretize, selection, k):
+def test_surrogate_fit_equals_lime_base_on_the_same_samples(
+    lr_case, discretize, selection, k, neighbourhood
+):
     """Same neighbours -> same ridge, feature selection, R^2 and local prediction as lime_base."""
     predict, background, rows, categorical, *_ = lr_case
     rows = rows[:4]
@@ -158,8 +178,11 @@ def test_surrogate_fit_equals_lime_base_on_the_same_samples(lr_case, discretize,
         discretize=discretize,
         num_features=k,
         feature_selection=selection,
+        neighbourhood=neighbourhood,
     )
-    Z, Y, dist = _neighbourhood(predict, background, rows, categorical, discretize, seed=5)
+    Z, Y, dist = _neighbourhood(
+        predict, background, rows, categorical, discretize, seed=5, neighbourhood=neighbourhood
+    )
     base = LimeBase(lambda d: lime_kernel(d, width), random_state=0)
     for i in range(len(rows)):
         for label in range(Y.shape[2]):
@@ -177,7 +200,8 @@ def test_surrogate_fit_equals_lime_base_on_the_same_samples(lr_case, discretize,
             )
 
 
-def test_sampler_matches_lime_neighbourhood_distribution():
+@pytest.mark.parametrize("neighbourhood", NEIGHBOURHOODS)
+def test_sampler_matches_lime_neighbourhood_distribution(neighbourhood):
     """Our neighbours vs lime's private sampler: same bin frequencies, same values per feature."""
     X, _ = _breast_cancer(with_code=True)
     background, row = X[:300], X[400]
@@ -189,25 +213,27 @@ def test_sampler_matches_lime_neighbourhood_distribution():
     n = 20_000
     lime_z, lime_x = explainer._LimeTabularExplainer__data_inverse(row, n)
     sampler = TabularSampler.fit(background, categorical, discretize=True)
-    inputs, Z = sampler.sample(row[None], [row_rng(0, 0)], n)
+    if neighbourhood == "per-row":
+        inputs, Z = sampler.sample(row[None], [row_rng(0, 0)], n)
+        inputs = inputs[0]
+    else:
+        pool = sampler.draw(np.random.default_rng(0), n - 1)
+        inputs, Z = np.concatenate([row[None], pool.inputs]), sampler.interpretable(row[None], pool)
     np.testing.assert_array_equal(Z[0, 0], lime_z[0])
-    np.testing.assert_array_equal(inputs[0, 0], lime_x[0])
+    np.testing.assert_array_equal(inputs[0], lime_x[0])
     np.testing.assert_allclose(Z[0].mean(axis=0), lime_z.mean(axis=0), atol=0.015)
     # Moments in units of each feature's background std (20000 draws: ~0.01 sampling error).
     spread = background.std(axis=0)
     np.testing.assert_allclose(
-        inputs[0].mean(axis=0) / spread, lime_x.mean(axis=0) / spread, atol=0.04
+        inputs.mean(axis=0) / spread, lime_x.mean(axis=0) / spread, atol=0.04
     )
-    np.testing.assert_allclose(
-        inputs[0].std(axis=0) / spread, lime_x.std(axis=0) / spread, atol=0.04
-    )
+    np.testing.assert_allclose(inputs.std(axis=0) / spread, lime_x.std(axis=0) / spread, atol=0.04)
     # Every value stays inside the background range, as lime's truncated normals do.
-    assert np.all(inputs[0] >= background.min(axis=0)) and np.all(
-        inputs[0] <= background.max(axis=0)
-    )
+    assert np.all(inputs >= background.min(axis=0)) and np.all(inputs <= background.max(axis=0))
 
 
-def test_continuous_mode_agrees_with_lime(lr_case):
+@pytest.mark.parametrize("neighbourhood", NEIGHBOURHOODS)
+def test_continuous_mode_agrees_with_lime(lr_case, neighbourhood):
     predict, background, rows, categorical, *_ = lr_case
     n_features = rows.shape[1]
     ours = explain_lime(
@@ -217,6 +243,7 @@ def test_continuous_mode_agrees_with_lime(lr_case):
         row_index=np.arange(len(rows)),
         seed=1,
         discretize=False,
+        neighbourhood=neighbourhood,
     )
     explainer = LimeTabularExplainer(background, discretize_continuous=False, random_state=0)
     overlaps = []
@@ -232,10 +259,21 @@ def test_continuous_mode_agrees_with_lime(lr_case):
     assert np.mean(overlaps) >= 4, overlaps
 
 
-def test_same_seed_is_identical_whatever_the_chunking(lr_case):
+@pytest.mark.parametrize(
+    ("neighbourhood", "pool_key"), [("per-row", None), ("shared", None), ("shared", "lr")]
+)
+def test_same_seed_is_identical_whatever_the_chunking(lr_case, neighbourhood, pool_key):
     predict, background, *_ = lr_case
+    clear_pool_cache()
     rows, index = background[:80], np.arange(80)
-    kwargs = dict(background=background, seed=11, n_samples=300, max_eval_rows=3000)
+    kwargs = dict(
+        background=background,
+        seed=11,
+        n_samples=300,
+        max_eval_rows=3000,
+        neighbourhood=neighbourhood,
+        pool_key=pool_key,
+    )
     whole = explain_lime(predict, rows, row_index=index, **kwargs)
     again = explain_lime(predict, rows, row_index=index, **kwargs)
     other_seed = explain_lime(predict, rows, row_index=index, **{**kwargs, "seed": 12})
@@ -255,6 +293,61 @@ def test_same_seed_is_identical_whatever_the_chunking(lr_case):
         for key in ("score", "local_prediction"):
             joined = np.concatenate([first.extras[key], rest.extras[key]])
             np.testing.assert_allclose(whole.extras[key], joined, rtol=0 if exact else 1e-10)
+
+
+class CountingPredict:
+    """A predict function that counts the rows it is asked to evaluate."""
+
+    def __init__(self, predict):
+        self.predict, self.rows = predict, 0
+
+    def __call__(self, X):
+        self.rows += len(X)
+        return self.predict(X)
+
+
+@pytest.mark.parametrize(("neighbourhood", "expected"), [("shared", 299 + 6), ("per-row", 300 * 6)])
+def test_model_evaluations_per_neighbourhood(lr_case, neighbourhood, expected):
+    """Shared: the pool once plus each row; per-row: n_samples per row."""
+    predict, background, rows, *_ = lr_case
+    counting = CountingPredict(predict)
+    explain_lime(
+        counting,
+        rows[:6],
+        background=background,
+        row_index=np.arange(6),
+        seed=0,
+        n_samples=300,
+        neighbourhood=neighbourhood,
+    )
+    assert counting.rows == expected
+
+
+def test_pool_is_cached_under_its_key_and_settings(lr_case):
+    predict, background, rows, *_ = lr_case
+    clear_pool_cache()
+    counting = CountingPredict(predict)
+    kwargs = dict(background=background, seed=4, n_samples=300, neighbourhood="shared")
+
+    def run(index, **changes):
+        before = counting.rows
+        result = explain_lime(counting, rows[index], row_index=index, **{**kwargs, **changes})
+        return result, counting.rows - before
+
+    uncached, _ = run(np.arange(4))
+    first, evaluated = run(np.arange(4), pool_key="m")
+    assert evaluated == 299 + 4
+    np.testing.assert_array_equal(first.values, uncached.values)
+    # A later chunk under the same key: only its own rows are evaluated.
+    second, evaluated = run(np.arange(4, 10), pool_key="m")
+    assert evaluated == 6
+    whole = explain_lime(predict, rows[:10], row_index=np.arange(10), **kwargs)
+    np.testing.assert_array_equal(np.concatenate([first.values, second.values]), whole.values)
+    # Anything that changes the pool makes a new one, even under the same key.
+    for changes in ({"seed": 5}, {"n_samples": 200}, {"background": background[:200]}):
+        n_pool = changes.get("n_samples", 300) - 1
+        assert run(np.arange(2), pool_key="m", **changes)[1] == n_pool + 2, changes
+    assert run(np.arange(2), pool_key="other")[1] == 299 + 2
 
 
 @pytest.mark.parametrize(
@@ -288,6 +381,7 @@ def test_num_features_keeps_exactly_k(lr_case, selection, k):
         ({"row_index": np.arange(3)}, r"row_index must be an integer array of shape \(4,\)"),
         ({"background": np.zeros((5, 7))}, r"background must .* 8 columns .* got shape \(5, 7\)"),
         ({"categorical": np.zeros(8)}, r"categorical must be a boolean array of shape \(8,\)"),
+        ({"neighbourhood": "both"}, r"neighbourhood must be one of .*, got 'both'"),
     ],
 )
 def test_invalid_arguments_raise_value_error(lr_case, kwargs, message):

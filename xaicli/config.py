@@ -1,16 +1,23 @@
-"""The frozen run configuration the command line hands to the runner."""
+"""The frozen run configuration handed from the command line (or a job file) to the runner,
+and the one place where option values are checked."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
+from xaicli.errors import UsageError
 
 METHODS = ("auto", "shap", "lime", "ig", "saliency")
 SHAP_ALGORITHMS = ("auto", "tree", "tree-path", "linear", "exact", "kernel", "permutation")
 OUTPUT_KINDS = ("auto", "proba", "decision", "predict")
 LAYOUTS = ("wide", "long")
 FORMATS = ("parquet", "csv")
+BACKENDS = ("loky", "dask")
+ON_INVALID = ("error", "skip")
+LIME_NEIGHBOURHOODS = ("shared", "per-row")
 
 
 @dataclass(frozen=True)
@@ -30,22 +37,23 @@ class ExplainConfig:
     background: Path | None = None
     background_size: int = 100
     n_samples: int | None = None
-    # LIME / IG / saliency options
     kernel_width: float | None = None
     discretize: bool = True
     num_features: int | None = None
+    lime_neighbourhood: str = "shared"
     baseline: str = "mean"
     steps: int = 32
     n_jobs: int = -1
-    chunk_size: int = 1000
+    chunk_size: int = 1024
     seed: int = 0
     layout: str = "wide"
     overwrite: bool = False
+    resume: bool = False
     trust_model: bool = False
     manifest: Path | None = None
     quiet: bool = False
     max_eval_rows: int = 200_000
-    resume: bool = False
+    on_invalid: str = "error"
     backend: str = "loky"
     scheduler: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -60,3 +68,83 @@ class ExplainConfig:
                 value = list(value)
             out[key] = value
         return out
+
+
+FIELD_NAMES = tuple(f.name for f in fields(ExplainConfig) if f.name != "extra")
+PATH_KEYS = ("model", "data", "out", "background", "manifest", "baseline")
+
+
+def build_config(values: dict[str, Any], *, name: Callable[[str], str]) -> ExplainConfig:
+    """Check option values and build the configuration.
+
+    values: config field names -> values (None = default). ``name(key)`` says how the user
+    wrote the key (``--chunk-size``, or ``job.toml [[explain]] 1: chunk_size``) for messages.
+    """
+    v = {k: val for k, val in values.items() if val is not None}
+    for key in ("model", "data"):
+        if not v.get(key):
+            raise UsageError(f"{name(key)} is required")
+    for key, allowed in (
+        ("method", METHODS),
+        ("algorithm", SHAP_ALGORITHMS),
+        ("output", OUTPUT_KINDS),
+        ("layout", LAYOUTS),
+        ("out_format", FORMATS),
+        ("backend", BACKENDS),
+        ("on_invalid", ON_INVALID),
+        ("lime_neighbourhood", LIME_NEIGHBOURHOODS),
+    ):
+        if key in v and v[key] not in allowed:
+            raise UsageError(f"{name(key)} must be one of {', '.join(allowed)}; got {v[key]!r}")
+    for key, least in (
+        ("chunk_size", 1),
+        ("n_samples", 1),
+        ("steps", 1),
+        ("background_size", 1),
+        ("max_eval_rows", 1),
+        ("num_features", 1),
+    ):
+        if key in v and v[key] < least:
+            raise UsageError(f"{name(key)} must be at least {least}; got {v[key]}")
+    if "kernel_width" in v and not v["kernel_width"] > 0:
+        raise UsageError(f"{name('kernel_width')} must be positive; got {v['kernel_width']}")
+    if v.get("backend") == "dask" and not v.get("scheduler"):
+        raise UsageError(f"{name('backend')} dask needs {name('scheduler')} ADDRESS")
+    data = Path(v["data"])
+    out, out_format = _output(v.get("out"), data, v.get("out_format"), name)
+    v.update(data=data, out=out, out_format=out_format, model=str(v["model"]))
+    for key in ("background", "manifest"):
+        if key in v:
+            v[key] = Path(v[key])
+    for key in ("features", "id_cols", "classes"):
+        if key in v:
+            v[key] = split_list(v[key])
+    if "features" in v and not v["features"]:
+        del v["features"]
+    return ExplainConfig(**v)
+
+
+def split_list(value: Any) -> tuple[str, ...]:
+    """A list option: repeated values and/or comma-separated strings."""
+    items = [value] if isinstance(value, str) else list(value or [])
+    out: list[str] = []
+    for item in items:
+        out.extend(part.strip() for part in str(item).split(",") if part.strip())
+    return tuple(out)
+
+
+def _output(out: str | None, data: Path, fmt: str | None, name) -> tuple[str, str]:
+    if out == "-":
+        return "-", "csv"
+    if out is None:
+        stem = data.name if data.is_dir() else data.stem
+        out = str(data.parent / f"{stem}.attributions.{fmt or 'parquet'}")
+    if fmt is None:
+        suffix = Path(out).suffix.lower()
+        fmt = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}.get(suffix)
+        if fmt is None:
+            raise UsageError(
+                f"cannot tell the format of {name('out')} {out}; use .parquet or .csv, "
+                f"or {name('out_format')}"
+            )
+    return str(out), fmt

@@ -8,6 +8,8 @@ import typer
 
 from xaicli import __version__
 from xaicli.cli.explain import EXAMPLES, explain
+from xaicli.cli.run import EXAMPLES as RUN_EXAMPLES
+from xaicli.cli.run import run
 
 app = typer.Typer(
     name="xai",
@@ -38,6 +40,7 @@ def root(
 
 
 app.command("explain", epilog=EXAMPLES)(explain)
+app.command("run", epilog=RUN_EXAMPLES)(run)
 
 
 def main() -> None:

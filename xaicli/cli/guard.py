@@ -7,7 +7,7 @@ from typing import TypeVar
 
 import typer
 
-from xaicli.cli.console import error
+from xaicli.cli.console import Reporter
 from xaicli.errors import XaiError
 
 T = TypeVar("T")
@@ -15,23 +15,23 @@ T = TypeVar("T")
 EXIT_INTERRUPTED = 130
 
 
-def guarded(debug: bool, action: Callable[[], T]) -> T:
+def guarded(debug: bool, action: Callable[[], T], reporter: Reporter | None = None) -> T:
     """Run ``action``; without --debug, turn any failure into one line and an exit code."""
+    reporter = reporter or Reporter()
     try:
         return action()
     except KeyboardInterrupt:
-        error("interrupted")
+        reporter.error("interrupted", EXIT_INTERRUPTED)
         raise typer.Exit(EXIT_INTERRUPTED) from None
     except XaiError as exc:
         if debug:
             raise
-        error(str(exc))
+        reporter.error(str(exc), exc.exit_code)
         raise typer.Exit(exc.exit_code) from None
     except Exception as exc:
         if debug:
             raise
         text = str(exc).strip().splitlines()
-        error(
-            f"{type(exc).__name__}: {text[0] if text else ''} (rerun with --debug for the traceback)"
-        )
+        message = f"{type(exc).__name__}: {text[0] if text else ''}"
+        reporter.error(f"{message} (rerun with --debug for the traceback)", 1)
         raise typer.Exit(1) from None

@@ -5,15 +5,36 @@ predictions of any classifier. KDD. Reproduces ``lime.lime_tabular`` (0.2.0.1)
 with ``discretizer="quartile"`` and ``sample_around_instance=False``, except:
 
 * every model output gets its surrogate from the same neighbours (lime: one fit per label);
-* random draws come from ``row_rng(seed, row)`` (same distributions, not lime's numbers);
+* random draws come from the seed (same distributions, not lime's numbers), and by
+  default one pool of neighbours serves every row (below);
 * a quartile bin holding a single value is sampled at that value (lime 0.2.0.1
   returns its standardised bound, 0, a value the data may never take);
 * ``NaN`` is a category of its own, and an empty "lasso_path" support gives
   zero weights (lime fails on both);
 * by default all features are kept (lime's ``num_features`` default is 10).
+
+Shared neighbourhood (``neighbourhood="shared"``, the default). With
+``sample_around_instance=False`` lime's neighbours do not depend on the
+explained row: bins are drawn with their background frequencies and values
+within bins from the background bin statistics (continuous mode:
+``N(mean, std)``), categories with their frequencies. The row enters only as
+sample 0 and through the interpretable representation (same bin or category as
+the row; in continuous mode sample 0's z-score) and hence the kernel weights.
+So one pool of ``n_samples - 1`` neighbours, drawn from
+``default_rng([seed, LIME_POOL_STREAM])``, serves every row: the model is
+evaluated on the pool once (cached per process under ``pool_key``) and once on
+each row, instead of ``n_samples`` times per row. Each row's neighbourhood,
+taken on its own, has exactly lime's distribution; the price is that the rows
+share their sampling error, so explanations of similar rows err alike (as with
+a shared coalition design in Kernel SHAP). ``neighbourhood="per-row"`` draws
+each row's own neighbours from ``row_rng(seed, row)`` instead: independent
+errors, ``n_samples`` model evaluations per row.
 """
 
 from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -24,19 +45,39 @@ from .base import (
     IntArray,
     PredictFn,
     evaluate_in_blocks,
+    predict_rows,
     row_blocks,
     row_rng,
 )
-from .lime_sampling import TabularSampler
+from .lime_sampling import Neighbours, TabularSampler
+from .lime_surrogate import fit_surrogates, kernel_weights
 
-__all__ = ["explain_lime"]
+__all__ = ["LIME_POOL_STREAM", "clear_pool_cache", "explain_lime"]
 
 FEATURE_SELECTIONS = ("auto", "none", "forward_selection", "highest_weights", "lasso_path")
-#: lime's ridge penalties: the surrogate, and the ranking fit of "highest_weights".
-_ALPHA = 1.0
-_ALPHA_RANKING = 0.01
-#: Bound on the stacked candidate systems of forward selection (float64 entries).
-_MAX_SYSTEM_ENTRIES = 1 << 22
+NEIGHBOURHOODS = ("shared", "per-row")
+#: The shared pool's random stream ``[seed, LIME_POOL_STREAM]``: an integer of two
+#: 32-bit words, so its seed sequence differs from every row's ``[seed, row]``
+#: (``row < 2**32``) and from ``[seed, row, 0]``, which numpy treats as ``[seed, row]``.
+LIME_POOL_STREAM = 0x4C494D45_504F4F4C  # "LIMEPOOL"
+#: Pools kept per process (most recent first out): a run uses one.
+_MAX_POOLS = 4
+_POOLS: dict[tuple[object, ...], _Pool] = {}
+#: Bound on the interpretable samples of one batched fit (float64 entries, 8 MB).
+_FIT_ENTRIES = 1 << 20
+
+
+@dataclass(frozen=True)
+class _Pool:
+    """The shared neighbours (n_samples - 1 of them) and the model's outputs on them."""
+
+    neighbours: Neighbours
+    outputs: FloatArray  # (n_samples - 1, n_outputs)
+
+
+def clear_pool_cache() -> None:
+    """Forget the shared pools cached in this process."""
+    _POOLS.clear()
 
 
 def explain_lime(
@@ -52,13 +93,15 @@ def explain_lime(
     discretize: bool = True,
     num_features: int | None = None,
     feature_selection: str = "auto",
+    neighbourhood: str = "shared",
+    pool_key: str | None = None,
     max_eval_rows: int = 200_000,
 ) -> Attributions:
     """LIME attributions: the weights of a locally weighted linear surrogate per row and output.
 
-    For each row ``x``, ``n_samples`` neighbours are drawn (the first is ``x``
-    itself) from the background distribution (see :mod:`.lime_sampling`): with
-    ``discretize`` each continuous feature is resampled by quartile bin and the
+    For each row ``x``, ``n_samples`` neighbours are used (the first is ``x``
+    itself), drawn from the background distribution (see :mod:`.lime_sampling`):
+    with ``discretize`` each continuous feature is resampled by quartile bin and the
     interpretable feature ``z_j`` is 1 when the neighbour shares ``x``'s bin;
     without it, features are ``N(mean, std)`` draws and ``z_j`` their z-score.
     Categorical features are resampled by frequency, ``z_j = [code == x_j]``.
@@ -76,8 +119,8 @@ def explain_lime(
     background : (B, M) float64
         Reference data giving quartiles, bin and category frequencies, means and stds.
     row_index : (n_rows,) int
-        Global 0-based position of each row; row ``i`` draws from
-        ``row_rng(seed, row_index[i])`` only, so results do not depend on chunking.
+        Global 0-based position of each row; a row's result depends only on its
+        position, never on the chunking.
     seed : int
         Random seed.
     categorical : (M,) bool, optional
@@ -97,8 +140,19 @@ def explain_lime(
         alpha 0.01), "lasso_path" (largest LARS-lasso support of at most ``K``
         features, so possibly fewer), "none" (all features, ignoring
         ``num_features``), "auto" (forward selection if ``K <= 6``, else highest weights).
+    neighbourhood : str, default "shared"
+        "shared": every row's neighbours are one pool of ``n_samples - 1`` draws
+        from ``default_rng([seed, LIME_POOL_STREAM])``, evaluated once (see the
+        module docstring); "per-row": row ``i`` draws its own from
+        ``row_rng(seed, row_index[i])``.
+    pool_key : str, optional
+        Shared mode: cache the pool and the model's outputs on it in this process
+        under this key, for later calls with the same ``predict``. The key must
+        identify ``predict``; the seed, ``n_samples``, ``background``,
+        ``categorical``, ``discretize`` and ``max_eval_rows`` are added to it.
+        Default: no caching.
     max_eval_rows : int, default 200000
-        Model evaluations per call; rows are processed in blocks of at most
+        Model evaluations per call. Rows are processed in blocks of at most
         ``max(1, max_eval_rows // n_samples)`` rows aligned to ``row_index``
         (:func:`.base.row_blocks`).
 
@@ -126,28 +180,55 @@ def explain_lime(
         raise ValueError(
             f"feature_selection must be one of {FEATURE_SELECTIONS}, got {feature_selection!r}"
         )
+    if neighbourhood not in NEIGHBOURHOODS:
+        raise ValueError(f"neighbourhood must be one of {NEIGHBOURHOODS}, got {neighbourhood!r}")
+    if pool_key is not None and not isinstance(pool_key, str):
+        raise ValueError(f"pool_key must be a string or None, got {pool_key!r}")
     if feature_selection == "auto" and num_features is not None:
         feature_selection = "forward_selection" if num_features <= 6 else "highest_weights"
     if feature_selection == "none" or num_features is None:
         num_features = None
 
-    sampler = TabularSampler.fit(background, categorical, bool(discretize))
-    parts = [
-        _explain_group(
-            predict,
-            sampler,
-            X[block],
-            [row_rng(seed, r) for r in row_index[block]],
-            n_samples=n_samples,
-            width=float(kernel_width),
-            num_features=num_features,
-            feature_selection=feature_selection,
-            max_eval_rows=max_eval_rows,
+    def fit(Z: FloatArray, Y: FloatArray) -> tuple[FloatArray, ...]:  # (R, S, M), (R, S, O)
+        weight = kernel_weights(Z, float(kernel_width))
+        coef, intercept, local, score = fit_surrogates(
+            Z, Y, weight, num_features=num_features, feature_selection=feature_selection
         )
-        # Blocks aligned to global row positions: each model call then holds the same
-        # rows whatever the chunking, so even last-bit batch effects cannot differ.
-        for block in row_blocks(row_index, n_samples, max_eval_rows)
-    ]
+        return coef, intercept, Y[:, 0], local, score
+
+    sampler = TabularSampler.fit(background, categorical, bool(discretize))
+    # Every block below holds rows by their global positions (row_blocks), so each
+    # model call and each batched fit is the same whatever the chunking, down to the
+    # last bit. Fits go by smaller blocks than model calls: their arrays then stay
+    # in reused memory.
+    fit_entries = min(_FIT_ENTRIES, max_eval_rows * n_features)
+    parts = []
+    if neighbourhood == "per-row":
+        for block in row_blocks(row_index, n_samples, max_eval_rows):
+            rngs = [row_rng(seed, r) for r in row_index[block]]
+            inputs, neighbours = sampler.draw_rows(X[block], rngs, n_samples)  # (R, S, M)
+            Y = _outputs(predict, inputs.reshape(-1, n_features), max_eval_rows=max_eval_rows)
+            Y = Y.reshape(len(rngs), n_samples, -1)
+            for sub in row_blocks(row_index[block], n_samples * n_features, fit_entries):
+                parts.append(
+                    fit(sampler.interpretable(X[block][sub], neighbours.rows(sub)), Y[sub])
+                )
+    else:
+        pool = _shared_pool(
+            predict, sampler, seed, n_samples, max_eval_rows, pool_key, background, categorical
+        )
+        own = _outputs(predict, X, row_index=row_index)  # (n_rows, O)
+        if own.shape[1] != pool.outputs.shape[1]:
+            raise ValueError(
+                f"predict must return the same number of outputs for every input; got "
+                f"{pool.outputs.shape[1]} for the neighbours and {own.shape[1]} for the rows"
+            )
+        for sub in row_blocks(row_index, n_samples * n_features, fit_entries):
+            Y = np.empty((own[sub].shape[0], n_samples, own.shape[1]))
+            Y[:, 0] = own[sub]
+            Y[:, 1:] = pool.outputs
+            parts.append(fit(sampler.interpretable(X[sub], pool.neighbours), Y))
+
     coef, intercept, prediction, local, score = (
         np.concatenate(p) for p in zip(*parts, strict=True)
     )
@@ -159,152 +240,57 @@ def explain_lime(
     )
 
 
-def _explain_group(
+def _shared_pool(
     predict: PredictFn,
     sampler: TabularSampler,
-    X: FloatArray,
-    rngs: list[np.random.Generator],
-    *,
+    seed: int,
     n_samples: int,
-    width: float,
-    num_features: int | None,
-    feature_selection: str,
     max_eval_rows: int,
-) -> tuple[FloatArray, ...]:
-    """Surrogates for a group of R rows: coef (R, O, M) and (R, O) intercept, model
-    prediction, local prediction and score."""
-    inputs, Z = sampler.sample(X, rngs, n_samples)  # (R, S, M) each
-    n_rows, _, n_features = Z.shape
-    Y = evaluate_in_blocks(predict, inputs.reshape(-1, n_features), max_rows=max_eval_rows)
-    if Y.ndim != 2 or Y.shape[0] != n_rows * n_samples:
+    pool_key: str | None,
+    background: FloatArray,
+    categorical: BoolArray,
+) -> _Pool:
+    """The pool of ``n_samples - 1`` neighbours and the model's outputs on them,
+    from the process cache when ``pool_key`` names one built with the same settings."""
+    key: tuple[object, ...] | None = None
+    if pool_key is not None:
+        digest = hashlib.blake2b(np.ascontiguousarray(background).tobytes(), digest_size=16)
+        digest.update(np.asarray(background.shape, dtype=np.int64).tobytes())
+        digest.update(categorical.tobytes())
+        # The sampler's kind (binned or Gaussian) is what ``discretize`` changes.
+        digest.update(sampler.binned.tobytes() + b"|" + sampler.gaussian.tobytes())
+        key = (pool_key, int(seed), n_samples, max_eval_rows, digest.hexdigest())
+        cached = _POOLS.get(key)
+        if cached is not None:
+            return cached
+    neighbours = sampler.draw(np.random.default_rng([int(seed), LIME_POOL_STREAM]), n_samples - 1)
+    pool = _Pool(neighbours, _outputs(predict, neighbours.inputs, max_eval_rows=max_eval_rows))
+    if key is not None:
+        while len(_POOLS) >= _MAX_POOLS:
+            _POOLS.pop(next(iter(_POOLS)))
+        _POOLS[key] = pool
+    return pool
+
+
+def _outputs(
+    predict: PredictFn,
+    inputs: FloatArray,
+    *,
+    max_eval_rows: int = 0,
+    row_index: IntArray | None = None,
+) -> FloatArray:
+    """``predict(inputs)`` (n, n_outputs), in position-aligned blocks when ``row_index``
+    is given, else in blocks of ``max_eval_rows``; its shape checked."""
+    if row_index is not None:
+        Y = predict_rows(predict, inputs, row_index)
+    else:
+        Y = evaluate_in_blocks(predict, inputs, max_rows=max_eval_rows)
+    if Y.ndim != 2 or Y.shape[0] != inputs.shape[0]:
         raise ValueError(
             f"predict must return an array of shape (n, n_outputs) for n input rows; "
-            f"got shape {Y.shape} for {n_rows * n_samples} rows"
+            f"got shape {Y.shape} for {inputs.shape[0]} rows"
         )
-    Y = Y.reshape(n_rows, n_samples, -1)  # (R, S, O)
-    offset = Z - Z[:, :1]
-    dist2 = np.einsum("rsm,rsm->rs", offset, offset)  # (R, S) squared distance to the row
-    weight = np.exp(-dist2 / (2.0 * width**2))  # == sqrt(exp(-d^2 / width^2))
-
-    # Weighted centring removes the unpenalised intercept from the normal equations,
-    # as sklearn's Ridge does; every fit below then only needs these moments.
-    total = weight.sum(axis=1)  # (R,)
-    z_mean = np.einsum("rs,rsm->rm", weight, Z) / total[:, None]  # (R, M)
-    y_mean = np.einsum("rs,rso->ro", weight, Y) / total[:, None]  # (R, O)
-    Zc, Yc = Z - z_mean[:, None], Y - y_mean[:, None]
-    Zw = Zc * weight[..., None]
-    gram = Zw.transpose(0, 2, 1) @ Zc  # (R, M, M)
-    cross = (Zw.transpose(0, 2, 1) @ Yc).transpose(0, 2, 1)  # (R, O, M)
-    y_ss = np.einsum("rs,rso->ro", weight, Yc**2)  # (R, O)
-
-    mask = None
-    if num_features is not None:
-        if feature_selection == "forward_selection":
-            mask = _forward_selection(gram, cross, y_ss, num_features)
-        elif feature_selection == "highest_weights":
-            # lime ranks by weight times the row's own interpretable value.
-            ranking = np.abs(_ridge(gram, cross, _ALPHA_RANKING) * Z[:, None, 0])
-            top = np.argsort(-ranking, axis=-1, kind="stable")[..., :num_features]
-            mask = np.zeros(cross.shape, dtype=bool)
-            np.put_along_axis(mask, top, True, axis=-1)
-        else:
-            mask = _lasso_path_selection(Zc, Yc, weight, num_features)
-
-    coef = _ridge(gram, cross, _ALPHA, mask)  # (R, O, M)
-    intercept = y_mean - np.einsum("rm,rom->ro", z_mean, coef)
-    fitted = Z @ coef.transpose(0, 2, 1) + intercept[:, None]  # (R, S, O)
-    sse = np.einsum("rs,rso->ro", weight, (Y - fitted) ** 2)
-    # sklearn's r2_score convention for a constant target: 1 if fitted exactly, else 0.
-    with np.errstate(divide="ignore", invalid="ignore"):
-        score = np.where(y_ss > 0, 1.0 - sse / y_ss, np.where(sse == 0, 1.0, 0.0))
-    return coef, intercept, Y[:, 0], fitted[:, 0], score
-
-
-def _ridge(
-    gram: FloatArray, cross: FloatArray, alpha: float, mask: BoolArray | None = None
-) -> FloatArray:
-    """Centred ridge weights (R, O, M) from ``gram`` (R, M, M) and ``cross`` (R, O, M).
-
-    With ``mask`` (R, O, M) the fit uses only the selected features: the other
-    rows and columns of the system are replaced by the identity and their
-    right-hand side by 0, so their weight is exactly 0 and the rest solve the
-    sub-problem.
-    """
-    eye = np.eye(gram.shape[-1])
-    system = gram + alpha * eye
-    if mask is None:
-        coef = np.linalg.solve(system, cross.transpose(0, 2, 1)).transpose(0, 2, 1)
-        return coef.astype(np.float64, copy=False)
-    keep = mask[..., :, None] & mask[..., None, :]  # (R, O, M, M)
-    system = np.where(keep, system[:, None], eye)
-    coef = np.linalg.solve(system, np.where(mask, cross, 0.0)[..., None])[..., 0]
-    return coef.astype(np.float64, copy=False)
-
-
-def _forward_selection(
-    gram: FloatArray, cross: FloatArray, y_ss: FloatArray, n_select: int
-) -> BoolArray:
-    """lime's greedy forward selection for all rows and outputs at once: (R, O, M) mask.
-
-    Each step adds the feature whose unpenalised weighted least-squares fit,
-    with the features already chosen, has the highest R^2; that R^2 is
-    ``c_S' G_SS^-1 c_S / y_ss`` with ``G`` the centred Gram matrix, so no
-    candidate refits the samples. Ties go to the lowest feature index, as in lime.
-    """
-    n_rows, n_outputs, n_features = cross.shape
-    # Bound memory: the last step stacks about O * M * K^2 numbers per row.
-    per_block = max(1, _MAX_SYSTEM_ENTRIES // (n_outputs * n_features * n_select**2))
-    if n_rows > per_block:
-        parts = [slice(b, b + per_block) for b in range(0, n_rows, per_block)]
-        return np.concatenate(
-            [_forward_selection(gram[p], cross[p], y_ss[p], n_select) for p in parts]
-        )
-    r = np.arange(n_rows)[:, None, None, None]
-    o = np.arange(n_outputs)[None, :, None, None]
-    # A constant interpretable column (e.g. a feature with one bin) makes G singular;
-    # a negligible ridge keeps every solve defined without changing the ranking.
-    scale = np.trace(gram, axis1=1, axis2=2) / n_features + np.finfo(np.float64).tiny
-    jitter = 1e-12 * scale[:, None, None, None, None]
-    taken = np.zeros(cross.shape, dtype=bool)
-    chosen = np.zeros((n_rows, n_outputs, 0), dtype=np.int64)
-    for step in range(n_select):
-        n_cand = n_features - step
-        cand = np.argsort(taken, axis=-1, kind="stable")[..., :n_cand]  # untaken, ascending
-        prev = np.broadcast_to(chosen[:, :, None, :], (n_rows, n_outputs, n_cand, step))
-        subset = np.concatenate([prev, cand[..., None]], axis=-1)  # (R, O, C, step + 1)
-        sub_gram = gram[r[..., None], subset[..., :, None], subset[..., None, :]]
-        sub_gram = sub_gram + jitter * np.eye(step + 1)
-        sub_cross = cross[r, o, subset]  # (R, O, C, step + 1)
-        beta = np.linalg.solve(sub_gram, sub_cross[..., None])[..., 0]
-        explained = np.where(y_ss[..., None] > 0, (sub_cross * beta).sum(axis=-1), 0.0)
-        best = np.take_along_axis(cand, explained.argmax(axis=-1)[..., None], axis=-1)
-        chosen = np.concatenate([chosen, best], axis=-1)
-        np.put_along_axis(taken, best, True, axis=-1)
-    return taken
-
-
-def _lasso_path_selection(
-    Zc: FloatArray, Yc: FloatArray, weight: FloatArray, n_select: int
-) -> BoolArray:
-    """lime's "lasso_path" selection: (R, O, M) mask of the support of the least
-    penalised point on the weighted LARS-lasso path with at most ``n_select``
-    features (so possibly fewer). One path per row and output: LARS has no
-    batched form."""
-    from sklearn.linear_model import lars_path
-
-    n_rows, _, n_outputs = Yc.shape
-    root = np.sqrt(weight)  # (R, S)
-    mask = np.zeros((n_rows, n_outputs, Zc.shape[2]), dtype=bool)
-    for r in range(n_rows):
-        for k in range(n_outputs):
-            _, _, path = lars_path(Zc[r] * root[r, :, None], Yc[r, :, k] * root[r], method="lasso")
-            support = np.ones(Zc.shape[2], dtype=bool)  # lime keeps all if the path is empty
-            for step in range(path.shape[1] - 1, 0, -1):
-                support = path[:, step] != 0
-                if support.sum() <= n_select:
-                    break
-            mask[r, k] = support
-    return mask
+    return Y
 
 
 def _check_int(name: str, value: object, low: int, high: int | None = None) -> None:

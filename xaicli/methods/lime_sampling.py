@@ -76,6 +76,12 @@ class Neighbours:
     codes: FloatArray
     normal: FloatArray
 
+    def rows(self, index: slice) -> Neighbours:
+        """The neighbours of some rows, when each row has its own (leading axis R)."""
+        return Neighbours(
+            self.inputs[index], self.bins[index], self.codes[index], self.normal[index]
+        )
+
 
 @dataclass(frozen=True)
 class TabularSampler:
@@ -184,29 +190,40 @@ class TabularSampler:
     def draw(self, rng: np.random.Generator, n: int) -> Neighbours:
         """``n`` neighbours (n, M) from ``rng`` alone: they do not depend on any row."""
         n_uniform = self.categorical.size + self.binned.size
-        return self._transform(rng.random((n, n_uniform)), rng.standard_normal((n, self.gaussian.size)))
+        return self._transform(
+            rng.random((n, n_uniform)), rng.standard_normal((n, self.gaussian.size))
+        )
+
+    def draw_rows(
+        self, X: FloatArray, rngs: Sequence[np.random.Generator], n_samples: int
+    ) -> tuple[FloatArray, Neighbours]:
+        """Each row of ``X`` (R, M) its own ``n_samples - 1`` neighbours, row ``r``
+        drawing from ``rngs[r]`` only. Returns the model inputs (R, n_samples, M),
+        sample 0 the row itself, and the neighbours (R, n_samples - 1, ...)."""
+        n_rows, n_features = X.shape
+        n_new = n_samples - 1
+        n_uniform = self.categorical.size + self.binned.size
+        inputs = np.empty((n_rows, n_samples, n_features))
+        inputs[:, 0] = X
+        bins = np.empty((n_rows, n_new, self.binned.size), dtype=np.int8)
+        codes = np.empty((n_rows, n_new, self.categorical.size))
+        normal = np.empty((n_rows, n_new, self.gaussian.size))
+        # Row by row: each row's draws come from its own stream, and a row's arrays
+        # stay in cache through the transform.
+        for r, rng in enumerate(rngs):
+            uniform = rng.random((n_new, n_uniform))
+            own = self._transform(
+                uniform, rng.standard_normal((n_new, self.gaussian.size)), out=inputs[r, 1:]
+            )
+            bins[r], codes[r], normal[r] = own.bins, own.codes, own.normal
+        return inputs, Neighbours(inputs=inputs[:, 1:], bins=bins, codes=codes, normal=normal)
 
     def sample(
         self, X: FloatArray, rngs: Sequence[np.random.Generator], n_samples: int
     ) -> tuple[FloatArray, FloatArray]:
-        """Neighbours of each row of ``X`` (R, M); row ``r`` draws from ``rngs[r]`` only.
-
-        Returns ``(inputs, interpretable)``, both (R, n_samples, M): the samples
-        fed to the model and their interpretable representation. Sample 0 is
-        the row itself (see :meth:`interpretable`).
-        """
-        n_rows, n_features = X.shape
-        n_new = n_samples - 1
-        n_uniform = self.categorical.size + self.binned.size
-        # The one per-row loop: each row's draws must come from its own stream.
-        uniform = np.empty((n_rows, n_new, n_uniform))
-        normal = np.empty((n_rows, n_new, self.gaussian.size))
-        for r, rng in enumerate(rngs):
-            uniform[r] = rng.random((n_new, n_uniform))
-            normal[r] = rng.standard_normal((n_new, self.gaussian.size))
-        inputs = np.empty((n_rows, n_samples, n_features))
-        inputs[:, 0] = X
-        neighbours = self._transform(uniform, normal, out=inputs[:, 1:])
+        """:meth:`draw_rows` with the interpretable representation: ``(inputs,
+        interpretable)``, both (R, n_samples, M), sample 0 the row itself."""
+        inputs, neighbours = self.draw_rows(X, rngs, n_samples)
         return inputs, self.interpretable(X, neighbours)
 
     def interpretable(self, X: FloatArray, neighbours: Neighbours) -> FloatArray:
@@ -222,7 +239,8 @@ class TabularSampler:
             own = X[:, j, None]
             Z[:, 1:, j] = (code == own) | (np.isnan(code) & np.isnan(own))
         if self.binned.size:
-            own_bin = _bin_of(X[:, self.binned], self.borders).astype(np.int8)  # (R, T)
+            # C order matters: broadcasting over a strided last axis is ~10x slower.
+            own_bin = np.ascontiguousarray(_bin_of(X[:, self.binned], self.borders), np.int8)
             Z[:, 1:, _columns(self.binned)] = neighbours.bins == own_bin[:, None]
         if self.gaussian.size:
             cols = _columns(self.gaussian)

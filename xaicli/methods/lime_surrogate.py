@@ -32,8 +32,14 @@ _MAX_SYSTEM_ENTRIES = 1 << 22
 def kernel_weights(Z: FloatArray, width: float) -> FloatArray:
     """(R, S) lime's kernel ``sqrt(exp(-d^2 / width^2))`` of each sample of ``Z``
     (R, S, M), ``d`` its Euclidean distance to sample 0 (the row itself)."""
-    offset = Z - Z[:, :1]
-    dist2 = np.einsum("rsm,rsm->rs", offset, offset)
+    z_row = Z[:, 0]
+    # |z - z_row|^2 expanded: two reads of Z instead of a difference array. Exact for
+    # binary columns; for z-scores the rounding is far below the kernel's sensitivity.
+    dist2 = np.einsum("rsm,rsm->rs", Z, Z)
+    dist2 -= 2.0 * (Z @ z_row[:, :, None])[..., 0]
+    dist2 += np.einsum("rm,rm->r", z_row, z_row)[:, None]
+    np.maximum(dist2, 0.0, out=dist2)
+    dist2[:, 0] = 0.0
     return np.exp(dist2 / (-2.0 * width**2))
 
 
@@ -53,18 +59,27 @@ def fit_surrogates(
     (R, O, M) and the (R, O) intercept, surrogate prediction at the row and
     weighted R^2 on the samples.
     """
+    n_rows, n_samples, n_features = Z.shape
+    n_outputs = Y.shape[2]
     root = np.sqrt(weight)
     total = weight.sum(axis=1)  # (R,)
-    z_mean = (weight[:, None] @ Z)[:, 0] / total[:, None]  # (R, M)
-    y_mean = (weight[:, None] @ Y)[:, 0] / total[:, None]  # (R, O)
-    Yc = Y - y_mean[:, None]  # (R, S, O)
-    Zs = Z * root[..., None]  # (R, S, M)
-    # Z' W Z as (W^1/2 Z)'(W^1/2 Z): numpy hands a product with its own transpose to
-    # BLAS syrk, half the work. Centring afterwards loses at most a digit: Z is bounded.
-    gram = Zs.transpose(0, 2, 1) @ Zs - total[:, None, None] * (z_mean[:, :, None] * z_mean[:, None])
+    y_mean = np.einsum("rs,rso->ro", weight, Y) / total[:, None]  # (R, O)
+    # All moments from one product of A = W^1/2 [Z | 1 | Y - y_mean] (R, S, M + 1 + O)
+    # with its own transpose, which numpy hands to BLAS syrk: A'A holds Z'WZ, the
+    # weighted sums of Z, the cross moments and y_ss. Y is centred exactly first (a
+    # locally constant model must give y_ss == 0); Z is centred afterwards, which
+    # loses at most a digit as Z is bounded.
+    m = n_features
+    scaled = np.empty((n_rows, n_samples, m + 1 + n_outputs))
+    np.multiply(Z, root[..., None], out=scaled[..., :m])
+    scaled[..., m] = root
+    np.multiply(Y - y_mean[:, None], root[..., None], out=scaled[..., m + 1 :])
+    moments = scaled.transpose(0, 2, 1) @ scaled
+    z_mean = moments[:, m, :m] / total[:, None]  # (R, M)
+    gram = moments[:, :m, :m] - total[:, None, None] * (z_mean[:, :, None] * z_mean[:, None])
     # sum_s w_s (z_s - z_mean) yc_s == sum_s w_s z_s yc_s, since sum_s w_s yc_s == 0.
-    cross = ((Zs.transpose(0, 2, 1) @ (Yc * root[..., None]))).transpose(0, 2, 1)  # (R, O, M)
-    y_ss = np.einsum("rs,rso->ro", weight, Yc * Yc)  # (R, O)
+    cross = moments[:, m + 1 :, :m]  # (R, O, M)
+    y_ss = np.einsum("roo->ro", moments[:, m + 1 :, m + 1 :])  # (R, O)
     z_row = Z[:, 0]  # (R, M)
 
     mask = None
@@ -78,6 +93,7 @@ def fit_surrogates(
             mask = np.zeros(cross.shape, dtype=bool)
             np.put_along_axis(mask, top, True, axis=-1)
         else:
+            Yc = Y - y_mean[:, None]
             mask = _lasso_path_selection(Z - z_mean[:, None], Yc, weight, num_features)
 
     coef = _ridge(gram, cross, _ALPHA, mask)  # (R, O, M)

@@ -19,25 +19,30 @@ import pyarrow as pa
 
 from xaicli.config import ExplainConfig
 from xaicli.io.layout import ROW, attribution_table
-from xaicli.methods.base import ROW_GROUP
+from xaicli.methods.base import ROW_GROUP, Attributions
 from xaicli.runner.compute import compute_chunk, remember_model
+from xaicli.runner.plan import RunPlan
 from xaicli.runner.prepare import Prepared
+from xaicli.runner.validate import invalid_mask, refuse
 
 ProgressFn = Callable[[int], None]
+RejectFn = Callable[[pa.Table], None]
 
 
 @dataclass(frozen=True)
 class Chunk:
     index: int
-    start: int  # 0-based position of the first row in the input
+    rows: np.ndarray  # (n_rows,) 0-based positions in the input
     X: np.ndarray
     keys: pa.Table
     categories: tuple[tuple[Any, ...], ...]
 
     @property
     def label(self) -> str:
-        first = self.keys.column(0)[0].as_py() if self.keys.num_rows else self.start
-        return f"chunk {self.index} (rows {self.start}-{self.start + len(self.X) - 1}, first id {first})"
+        if not len(self.rows):
+            return f"chunk {self.index}"
+        first = self.keys.column(0)[0].as_py()
+        return f"chunk {self.index} (rows {self.rows[0]}-{self.rows[-1]}, first id {first})"
 
 
 def effective_n_jobs(n_jobs: int) -> int:
@@ -70,22 +75,40 @@ def _exact_batches(batches: Iterator[pa.RecordBatch], size: int) -> Iterator[pa.
         yield pa.Table.from_batches(pending)
 
 
-def iter_chunks(prepared: Prepared, chunk_size: int) -> Iterator[Chunk]:
-    """Encoded chunks of ``chunk_size`` rows (the last may be shorter), in input order."""
+def iter_chunks(
+    prepared: Prepared, chunk_size: int, on_reject: RejectFn | None = None
+) -> Iterator[Chunk]:
+    """Encoded chunks of ``chunk_size`` input rows, in input order, without the rows the
+    model cannot take (an error, or passed to ``on_reject`` with ``--on-invalid skip``)."""
     plan = prepared.plan
     keys = prepared.key_columns
     columns = list(dict.fromkeys(list(plan.features) + list(keys)))
+    categorical = np.array(plan.categorical, dtype=bool)
     position = 0
     batches = prepared.source.iter_batches(columns, chunk_size)
     for index, table in enumerate(_exact_batches(batches, chunk_size)):
         X = prepared.codec.encode(table)
+        rows = np.arange(position, position + table.num_rows)
         if keys:
             key_table = table.select(list(keys)).combine_chunks()
         else:
-            key_table = pa.table(
-                {ROW: pa.array(np.arange(position, position + table.num_rows), pa.int64())}
-            )
-        yield Chunk(index, position, X, key_table, prepared.codec.snapshot())
+            key_table = pa.table({ROW: pa.array(rows, pa.int64())})
+        bad, reasons = invalid_mask(X, categorical, prepared.invalid)
+        if bad.any():
+            first = int(np.flatnonzero(bad)[0])
+            if prepared.invalid.on_invalid == "error":
+                names = [
+                    plan.features[j] for j in np.flatnonzero(~np.isfinite(X[first]) & ~categorical)
+                ]
+                raise refuse(
+                    int(rows[first]), key_table.column(0)[first].as_py(), reasons[0], names
+                )
+            if on_reject is not None:
+                rejected = key_table.filter(pa.array(bad))
+                on_reject(rejected.append_column("reason", pa.array(reasons, pa.string())))
+            keep = ~bad
+            X, rows, key_table = X[keep], rows[keep], key_table.filter(pa.array(keep))
+        yield Chunk(index, rows, X, key_table, prepared.codec.snapshot())
         position += table.num_rows
 
 
@@ -95,12 +118,13 @@ def run_chunks(
     on_progress: ProgressFn | None = None,
     *,
     skip: Callable[[int], bool] = lambda index: False,
+    on_reject: RejectFn | None = None,
 ) -> Iterator[tuple[int, pa.Table | None]]:
     """(chunk index, output table) of every chunk in input order; ``None`` for the chunks
     ``skip`` names (already committed by an earlier run: read, but not recomputed)."""
     plan = prepared.plan
     n_jobs = effective_n_jobs(config.n_jobs)
-    chunks = iter_chunks(prepared, aligned_chunk_size(config.chunk_size))
+    chunks = iter_chunks(prepared, aligned_chunk_size(config.chunk_size), on_reject)
 
     def tables(results: Iterator[tuple[Chunk, Any]]) -> Iterator[tuple[int, pa.Table | None]]:
         for chunk, result in results:
@@ -116,15 +140,7 @@ def run_chunks(
 
     if n_jobs == 1:
         remember_model(plan.model_key, prepared.model)
-        yield from tables(
-            (
-                c,
-                None
-                if skip(c.index)
-                else compute_chunk(plan, c.X, _rows(c), c.categories, c.label),
-            )
-            for c in chunks
-        )
+        yield from tables((c, None if skip(c.index) else _compute_local(plan, c)) for c in chunks)
         return
     from joblib import Parallel, delayed, parallel_config
 
@@ -135,6 +151,8 @@ def run_chunks(
             dispatched.append(chunk)  # results return in this order; ids never leave this process
             if skip(chunk.index):
                 yield delayed(_nothing)()
+            elif not len(chunk.X):
+                yield delayed(empty_result)(plan)
             else:
                 yield delayed(compute_chunk)(
                     plan, chunk.X, _rows(chunk), chunk.categories, chunk.label
@@ -148,11 +166,30 @@ def run_chunks(
 
 
 def _rows(chunk: Chunk) -> np.ndarray:
-    return chunk.start + np.arange(len(chunk.X))
+    return chunk.rows
 
 
 def _nothing() -> None:
     return None
+
+
+def _compute_local(plan: RunPlan, chunk: Chunk) -> Attributions:
+    if not len(chunk.X):
+        return empty_result(plan)
+    return compute_chunk(plan, chunk.X, chunk.rows, chunk.categories, chunk.label)
+
+
+def empty_result(plan: RunPlan) -> Attributions:
+    """The result of a chunk whose rows were all rejected."""
+    from xaicli.runner.prepare import EXTRAS
+
+    k, m = len(plan.output.names), len(plan.features)
+    return Attributions(
+        values=np.zeros((0, k, m)),
+        base_values=np.zeros((0, k)),
+        predictions=np.zeros((0, k)),
+        extras={name: np.zeros((0, k)) for name in EXTRAS.get(plan.method, ())},
+    )
 
 
 def _backend_options(config: ExplainConfig) -> dict[str, Any]:

@@ -35,6 +35,8 @@ class RunSummary:
     manifest_path: Path | None
     method: str
     algorithm: str
+    skipped_rows: int = 0  # rejected by --on-invalid skip
+    skipped: bool = False  # the output was already complete
 
 
 def run_explain(
@@ -43,6 +45,10 @@ def run_explain(
     on_note: NoteFn | None = None,
     progress: ProgressFactory | None = None,
 ) -> RunSummary:
+    if _already_complete(config):
+        return RunSummary(
+            0, 0, 0.0, config.out, None, config.method, config.algorithm, skipped=True
+        )
     check_destination(config.out, overwrite=config.overwrite)
     timer = Timer()
     prepared = prepare(config)
@@ -59,10 +65,17 @@ def run_explain(
     )
     with terminate_as_exception():
         try:
-            written = _compute_and_write(prepared, config, manifest, on_progress, on_note, timer)
+            rejects = Rejects()
+            written = _compute_and_write(
+                prepared, config, manifest, on_progress, on_note, timer, rejects
+            )
         except (KeyboardInterrupt, Terminated) as stop:
             raise _interrupted(config, stop) from None
-    manifest.update(output_rows=written, wall_time_s=round(timer.elapsed, 3))
+    manifest.update(
+        output_rows=written, rejected_rows=rejects.count, wall_time_s=round(timer.elapsed, 3)
+    )
+    if rejects.count and config.out != "-":
+        rejects.write(Path(config.out + ".rejects.parquet"))
     if manifest_path is not None:
         write_json_atomic(manifest_path, manifest)
     return RunSummary(
@@ -73,14 +86,15 @@ def run_explain(
         manifest_path=manifest_path,
         method=prepared.plan.method,
         algorithm=prepared.plan.algorithm,
+        skipped_rows=rejects.count,
     )
 
 
-def _compute_and_write(prepared, config, manifest, on_progress, on_note, timer) -> int:
+def _compute_and_write(prepared, config, manifest, on_progress, on_note, timer, rejects) -> int:
     """Stream to stdout, or commit chunks to the work folder and assemble the output."""
     if config.out == "-":
         with TableWriter(config.out, config.out_format) as writer:
-            for _, table in run_chunks(prepared, config, on_progress):
+            for _, table in run_chunks(prepared, config, on_progress, on_reject=rejects.add):
                 writer.write(table)
             writer.finish({}, _empty_schema(prepared, config))
         return writer.rows_written
@@ -94,7 +108,9 @@ def _compute_and_write(prepared, config, manifest, on_progress, on_note, timer) 
     if done and on_note is not None:
         on_note(f"resuming: {len(done)} chunk(s) already committed in {store.folder}")
     n_chunks = 0
-    for index, table in run_chunks(prepared, config, on_progress, skip=done.__contains__):
+    for index, table in run_chunks(
+        prepared, config, on_progress, skip=done.__contains__, on_reject=rejects.add
+    ):
         if table is not None:
             store.commit(index, table)
         n_chunks = index + 1
@@ -134,6 +150,34 @@ def _interrupted(config: ExplainConfig, stop: BaseException) -> XaiError:
         "run the same command with --resume to continue",
         code,
     )
+
+
+class Rejects:
+    """Rows skipped by --on-invalid skip, with the reason."""
+
+    def __init__(self) -> None:
+        self.tables: list[pa.Table] = []
+
+    @property
+    def count(self) -> int:
+        return sum(t.num_rows for t in self.tables)
+
+    def add(self, table: pa.Table) -> None:
+        self.tables.append(table)
+
+    def write(self, path: Path) -> None:
+        with TableWriter(str(path), "parquet") as writer:
+            for table in self.tables:
+                writer.write(table)
+            writer.finish({"rejected_rows": self.count}, self.tables[0].schema)
+
+
+def _already_complete(config: ExplainConfig) -> bool:
+    """With --resume, an output that exists with no interrupted work is a finished run."""
+    if not config.resume or config.overwrite or config.out == "-":
+        return False
+    out = Path(config.out)
+    return out.exists() and not work_folder(out).exists()
 
 
 def _manifest_path(config: ExplainConfig) -> Path | None:

@@ -24,6 +24,7 @@ from xaicli.models.codec import FeatureCodec
 from xaicli.models.loader import ModelSource, load_model, model_fingerprint
 from xaicli.runner.choose import choose_shap_algorithm
 from xaicli.runner.plan import RunPlan
+from xaicli.runner.validate import InvalidPolicy, probe_non_finite
 
 BACKGROUND_STREAM = 0xBA5E  # the background sample's random stream, apart from the rows'
 EXTRAS = {"lime": ("local_prediction", "score"), "ig": ("completeness_error",)}
@@ -39,6 +40,7 @@ class Prepared:
     key_columns: tuple[str, ...]  # id columns, or () for the row position
     notes: list[str]
     facts: dict[str, Any]  # for the manifest
+    invalid: InvalidPolicy
 
 
 def prepare(config: ExplainConfig) -> Prepared:
@@ -128,7 +130,11 @@ def prepare(config: ExplainConfig) -> Prepared:
         "background_rows": int(background.shape[0]),
         "background_source": str(config.background) if config.background else "sample of the data",
     }
-    return Prepared(plan, source, codec, model, n_rows, tuple(config.id_cols), notes, facts)
+    takes_nan, takes_inf = probe_non_finite(probe, background[0], codec.categorical_mask)
+    invalid = InvalidPolicy(takes_nan, takes_inf, config.on_invalid)
+    return Prepared(
+        plan, source, codec, model, n_rows, tuple(config.id_cols), notes, facts, invalid
+    )
 
 
 def _features(config: ExplainConfig, source: TableSource, model: Any) -> tuple[str, ...]:

@@ -1,0 +1,108 @@
+"""Run the benchmark suite: ``python -m benchmarks.run [--quick] [--only TEXT]``.
+
+Prints one table and writes it to ``benchmarks/results/latest.{json,md}`` (``--quick``:
+``latest-quick.{json,md}``, so a quick check never replaces the committed full results).
+A case that raises becomes an "error: ..." row and the suite goes on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import sys
+import tempfile
+import time
+import traceback
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from benchmarks import cases_ig, cases_lime, cases_scale, cases_shap, cases_tree, report
+from benchmarks.common import Row, Sizes, Workspace
+
+RESULTS = Path(__file__).parent / "results"
+CASES = [
+    *cases_shap.CASES,
+    *cases_tree.CASES,
+    *cases_lime.CASES,
+    *cases_ig.CASES,
+    *cases_scale.CASES,
+]
+PACKAGES = (
+    "xaicli", "numpy", "pandas", "pyarrow", "scikit-learn", "numba", "joblib", "shap", "lime",
+)  # fmt: skip
+
+
+def environment(mode: str, wall_time_s: float) -> dict[str, Any]:
+    def package_version(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "not installed"
+
+    return {
+        "mode": mode,
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "cpu_model": _cpu_model(),
+        "python": platform.python_version(),
+        "versions": {name: package_version(name) for name in PACKAGES},
+        "wall_time_s": round(wall_time_s, 1),
+    }
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def run_case(name: str, case, sizes: Sizes) -> list[Row]:
+    print(f"running {name} ...", file=sys.stderr, flush=True)
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="xai-bench-") as folder:
+        try:
+            rows = case(Workspace(Path(folder)), sizes)
+        except Exception as exc:  # noqa: BLE001 - one failing case must not stop the suite
+            traceback.print_exc(file=sys.stderr)
+            family = name.split(" ", 1)[0]
+            rows = [Row(family, name, error=f"{type(exc).__name__}: {exc}")]
+    print(f"  {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer rows: about one minute")
+    parser.add_argument("--only", help="run only the cases whose name contains this text")
+    args = parser.parse_args(argv)
+
+    sizes = Sizes.for_mode(args.quick)
+    selected = [(n, c) for n, c in CASES if not args.only or args.only.lower() in n.lower()]
+    start = time.perf_counter()
+    rows = [row for name, case in selected for row in run_case(name, case, sizes)]
+    mode = "quick" if args.quick else "full"
+    if args.only:
+        mode += f", only '{args.only}'"
+    env = environment(mode, time.perf_counter() - start)
+
+    report.print_table(rows, env)
+    RESULTS.mkdir(exist_ok=True)
+    stem = "latest-quick" if args.quick else "latest"
+    if args.only:
+        stem += "-partial"  # a subset never replaces a whole run's record
+    report.write_json(RESULTS / f"{stem}.json", rows, env)
+    (RESULTS / f"{stem}.md").write_text(report.markdown(rows, env), encoding="utf-8")
+    print(f"wrote {RESULTS / stem}.json and .md", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,146 @@
+"""Options shared by the commands, defined once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+Opt = typer.Option
+
+Model = Annotated[
+    str | None,
+    Opt(
+        help="Model: .joblib/.pkl/.pickle/.skops file, or module.path:attr / file.py:attr.",
+        show_default=False,
+    ),
+]
+Data = Annotated[
+    Path | None,
+    Opt(
+        help="Input rows: a Parquet file, a folder of Parquet files, or a CSV file.",
+        show_default=False,
+    ),
+]
+Out = Annotated[
+    str | None,
+    Opt(
+        help="Output .parquet or .csv, or '-' for CSV on stdout. Default: <data>.attributions.parquet beside the data.",
+        show_default=False,
+    ),
+]
+Features = Annotated[
+    list[str] | None,
+    Opt(
+        help="Model input columns, comma-separated. Default: the model's fitted names, else every non-id column.",
+        show_default=False,
+    ),
+]
+IdCol = Annotated[
+    list[str] | None,
+    Opt(
+        "--id-col",
+        help="Column copied into the output to join it back (repeatable). Default: a 'row' position column.",
+        show_default=False,
+    ),
+]
+Method = Annotated[str, Opt(help="auto | shap | lime | ig | saliency.")]
+Algorithm = Annotated[
+    str,
+    Opt(help="SHAP algorithm: auto | tree | tree-path | linear | exact | kernel | permutation."),
+]
+Output = Annotated[str, Opt(help="What to explain: auto | proba | decision | predict.")]
+Class = Annotated[
+    list[str] | None,
+    Opt(
+        "--class",
+        help="Class label to explain (repeatable). Default: the positive class of a binary classifier, every class otherwise.",
+        show_default=False,
+    ),
+]
+Background = Annotated[
+    Path | None,
+    Opt(
+        help="Reference rows (Parquet/CSV). Default: a seeded sample of the data.",
+        show_default=False,
+    ),
+]
+BackgroundSize = Annotated[
+    int, Opt(help="Rows sampled from the data as background when no --background.")
+]
+NSamples = Annotated[
+    int | None,
+    Opt(
+        help="Samples per row: coalitions for kernel/permutation SHAP (default 2M+2048), neighbours for LIME (default 5000).",
+        show_default=False,
+    ),
+]
+KernelWidth = Annotated[
+    float | None, Opt(help="LIME kernel width. Default 0.75*sqrt(n_features).", show_default=False)
+]
+NoDiscretize = Annotated[
+    bool, Opt("--no-discretize", help="LIME: do not discretize continuous features into quartiles.")
+]
+NumFeatures = Annotated[
+    int | None,
+    Opt(help="LIME: keep the K strongest features per row, the others 0.", show_default=False),
+]
+LimeNeighbourhood = Annotated[
+    str,
+    Opt(
+        help="LIME neighbours: shared (one seeded pool for all rows, the model is evaluated on it once) | per-row (each row draws its own)."
+    ),
+]
+Baseline = Annotated[
+    str, Opt(help="IG baseline: mean | median | zero | PATH to a table of baselines (averaged).")
+]
+Steps = Annotated[int, Opt(help="IG path steps.")]
+NJobs = Annotated[int, Opt(help="Worker processes; -1 = all cores.")]
+ChunkSize = Annotated[
+    int, Opt(help="Rows per task, rounded up to a multiple of 64 (results never depend on it).")
+]
+Seed = Annotated[int, Opt(help="Seed of every random choice; same seed, same table.")]
+Layout = Annotated[str, Opt(help="wide (a column per feature) | long (a row per feature).")]
+Format = Annotated[
+    str | None,
+    Opt("--format", help="parquet | csv; overrides --out's extension.", show_default=False),
+]
+Manifest = Annotated[
+    Path | None,
+    Opt(
+        help="Where to write the manifest JSON. Default: OUT.manifest.json (none for stdout).",
+        show_default=False,
+    ),
+]
+Overwrite = Annotated[
+    bool, Opt("--overwrite", help="Replace an existing output (and any interrupted run's work).")
+]
+Resume = Annotated[
+    bool,
+    Opt(
+        "--resume", help="Continue an interrupted run: only chunks not yet committed are computed."
+    ),
+]
+TrustModel = Annotated[
+    bool, Opt("--trust-model", help="Load a .skops file even with types skops does not trust.")
+]
+MaxEvalRows = Annotated[int, Opt(help="Cap on rows sent to the model in one call (memory bound).")]
+OnInvalid = Annotated[
+    str, Opt(help="Rows with NaN/inf the model cannot take: error | skip (to OUT.rejects.parquet).")
+]
+Backend = Annotated[
+    str,
+    Opt(help="Where chunks run: loky (local processes) | dask (a Dask cluster, with --scheduler)."),
+]
+Scheduler = Annotated[
+    str | None, Opt(help="Dask scheduler address, e.g. tcp://10.0.0.5:8786.", show_default=False)
+]
+SaveJob = Annotated[
+    Path | None, Opt(help="Also write this run as a job file for `xai run`.", show_default=False)
+]
+LogFormat = Annotated[
+    str, Opt(help="stderr messages: text | json (one JSON object per line, for log collectors).")
+]
+Quiet = Annotated[bool, Opt("--quiet", "-q", help="Only errors on stderr.")]
+Debug = Annotated[bool, Opt("--debug", help="Show tracebacks.")]

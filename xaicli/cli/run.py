@@ -1,0 +1,46 @@
+"""``xai run JOB.toml``: run the explanations a job file describes, resuming by default."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from xaicli.cli import options as o
+from xaicli.cli.console import Reporter
+from xaicli.cli.guard import guarded
+
+EXAMPLES = """\
+[bold]Examples[/bold]
+
+  xai run nightly.toml
+
+  XAI_DATA=/srv/data xai run nightly.toml --log-format json 2>> /var/log/xai.jsonl
+"""
+
+
+def run(
+    job: Annotated[
+        Path,
+        typer.Argument(help="The job file (TOML) with \\[\\[explain]] tables.", show_default=False),
+    ],
+    log_format: o.LogFormat = "text",
+    quiet: o.Quiet = False,
+    debug: o.Debug = False,
+) -> None:
+    """Run every \\[\\[explain]] of a job file, in order; stop at the first failure."""
+    reporter = Reporter(quiet=quiet, log_format=log_format)
+
+    def action() -> None:
+        from xaicli.jobfile import load_job
+        from xaicli.runner.explain import run_explain
+
+        configs = load_job(job)  # every table is checked before any work starts
+        for number, config in enumerate(configs, start=1):
+            reporter.note(f"[[explain]] {number} of {len(configs)}: {config.data} -> {config.out}")
+            with reporter.progress() as progress:
+                summary = run_explain(config, on_note=reporter.note, progress=progress)
+            reporter.summary(summary)
+
+    guarded(debug, action, reporter)

@@ -1,0 +1,165 @@
+"""Job files: ``[[explain]]`` tables with the keys of ``xai explain``'s options.
+
+Relative paths are resolved from the job file's folder; ``${NAME}`` takes an environment
+variable and ``{date}`` today's date (YYYY-MM-DD) in path values. Every table is checked
+before any work starts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from xaicli.config import FIELD_NAMES, PATH_KEYS, ExplainConfig, build_config
+from xaicli.errors import UsageError
+
+# job-file key -> configuration field, where they differ
+ALIASES = {"format": "out_format", "class": "classes", "id_col": "id_cols"}
+# keys that name options, not configuration fields
+INTERNAL = {"extra"}
+KEYS = (set(FIELD_NAMES) - {"out_format"} - INTERNAL) | {"format"}
+LIST_KEYS = {"features", "id_cols", "classes"}
+BOOL_KEYS = {"discretize", "overwrite", "resume", "trust_model", "quiet"}
+INT_KEYS = {
+    "background_size",
+    "n_samples",
+    "num_features",
+    "steps",
+    "n_jobs",
+    "chunk_size",
+    "seed",
+    "max_eval_rows",
+}
+FLOAT_KEYS = {"kernel_width"}
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def load_job(path: Path, *, today: dt.date | None = None) -> list[ExplainConfig]:
+    """The configurations a job file describes; UsageError naming the file, table and key."""
+    try:
+        document = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise UsageError(f"job file not found: {path}") from None
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise UsageError(f"job file {path} is not valid TOML: {exc}") from exc
+    unknown_top = sorted(set(document) - {"explain"})
+    if unknown_top:
+        raise UsageError(f"{path}: unknown table or key {unknown_top[0]!r}; use [[explain]] tables")
+    tables = document.get("explain")
+    if not isinstance(tables, list) or not tables:
+        raise UsageError(f"{path}: no [[explain]] table")
+    date = (today or dt.date.today()).isoformat()
+    return [_config(path, i + 1, table, date) for i, table in enumerate(tables)]
+
+
+def _config(path: Path, number: int, table: dict[str, Any], date: str) -> ExplainConfig:
+    where = f"{path} [[explain]] {number}"
+
+    def name(key: str) -> str:
+        return f"{where}: {key}"
+
+    values: dict[str, Any] = {"resume": True}  # a scheduled job continues where it stopped
+    for key, value in table.items():
+        if key not in KEYS and key not in ALIASES:
+            raise UsageError(f"{where}: unknown key {key!r}; keys are {', '.join(sorted(KEYS))}")
+        field = ALIASES.get(key, key)
+        values[field] = _check_type(field, value, name)
+    for key in PATH_KEYS:
+        if isinstance(values.get(key), str) and values[key] != "-":
+            if key == "baseline" and values[key] in ("mean", "median", "zero"):
+                continue
+            values[key] = _resolve(values[key], path.parent, date, name(key))
+    return build_config(values, name=name)
+
+
+def _check_type(key: str, value: Any, name) -> Any:
+    def bad(expected: str) -> UsageError:
+        return UsageError(f"{name(key)} must be {expected}; got {value!r}")
+
+    if key in LIST_KEYS:
+        if isinstance(value, str) or (
+            isinstance(value, list) and all(isinstance(v, str) for v in value)
+        ):
+            return value
+        raise bad("a string or a list of strings")
+    if key in BOOL_KEYS:
+        if not isinstance(value, bool):
+            raise bad("true or false")
+        return value
+    if key in INT_KEYS:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad("an integer")
+        return value
+    if key in FLOAT_KEYS:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise bad("a number")
+        return float(value)
+    if not isinstance(value, str):
+        raise bad("a string")
+    return value
+
+
+def _resolve(value: str, folder: Path, date: str, label: str) -> str:
+    def env(match: re.Match) -> str:
+        if match.group(1) not in os.environ:
+            raise UsageError(f"{label}: environment variable {match.group(1)} is not set")
+        return os.environ[match.group(1)]
+
+    text = _ENV.sub(env, value).replace("{date}", date)
+    if (
+        ":" in text
+        and not text.endswith((".joblib", ".pkl", ".pickle", ".skops"))
+        and not Path(text).exists()
+    ):
+        return text  # module.path:attr, resolved by the loader
+    path = Path(text).expanduser()
+    return str(path if path.is_absolute() else (folder / path))
+
+
+def write_job(path: Path, configs: list[ExplainConfig]) -> None:
+    """Write configurations as a job file (absolute paths, only non-default values)."""
+    defaults = ExplainConfig(model="", data=Path("."), out="")
+    lines = ["# xai job file: run with `xai run " + path.name + "`", ""]
+    for config in configs:
+        lines.append("[[explain]]")
+        for key in FIELD_NAMES:
+            value = getattr(config, key)
+            if key in ("quiet", "resume") or (
+                key not in ("model", "data", "out") and value == getattr(defaults, key)
+            ):
+                continue
+            if (
+                key in PATH_KEYS
+                and value is not None
+                and str(value) != "-"
+                and not _is_reference(str(value))
+            ):
+                if key != "baseline" or str(value) not in ("mean", "median", "zero"):
+                    value = str(Path(value).resolve())
+            job_key = {v: k for k, v in ALIASES.items()}.get(key, key)
+            lines.append(f"{job_key} = {_toml(value)}")
+        lines.append("")
+    path.write_text("\n".join(lines))
+
+
+def _is_reference(value: str) -> bool:
+    return (
+        ":" in value
+        and not Path(value).exists()
+        and not value.endswith((".joblib", ".pkl", ".pickle", ".skops"))
+    )
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, tuple | list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    return json.dumps(str(value))  # a JSON string is a valid TOML basic string

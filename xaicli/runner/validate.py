@@ -1,0 +1,52 @@
+"""Rows the model cannot take: NaN or infinite values in numeric columns, when a probe
+shows the model refuses them. With ``--on-invalid skip`` they go to a rejects table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from xaicli.errors import DataError
+
+
+@dataclass(frozen=True)
+class InvalidPolicy:
+    takes_nan: bool
+    takes_inf: bool
+    on_invalid: str  # error | skip
+
+
+def probe_non_finite(predictor, row: np.ndarray, categorical: np.ndarray) -> tuple[bool, bool]:
+    """Does the model accept NaN / infinity in its numeric columns (and answer finitely)?"""
+    numeric = ~categorical
+    if not numeric.any():
+        return True, True
+    answers = []
+    for value in (np.nan, np.inf):
+        probe = row.copy()[None, :]
+        probe[0, numeric] = value
+        try:
+            answers.append(bool(np.all(np.isfinite(predictor(probe)))))
+        except Exception:  # the model refusing is the answer we are after
+            answers.append(False)
+    return answers[0], answers[1]
+
+
+def invalid_mask(
+    X: np.ndarray, categorical: np.ndarray, policy: InvalidPolicy
+) -> tuple[np.ndarray, list[str]]:
+    """(n_rows,) True where the row cannot be explained, and the reason for each such row."""
+    numeric = X[:, ~categorical]
+    nan = np.isnan(numeric).any(axis=1) if not policy.takes_nan else np.zeros(len(X), bool)
+    inf = np.isinf(numeric).any(axis=1) if not policy.takes_inf else np.zeros(len(X), bool)
+    mask = nan | inf
+    reasons = ["NaN" if n else "infinite value" for n in nan[mask]]
+    return mask, reasons
+
+
+def refuse(first_row: int, first_id: object, reason: str, names: list[str]) -> DataError:
+    return DataError(
+        f"row {first_row} (id {first_id}) has a {reason} in {', '.join(names)}, which the model "
+        "cannot take; clean the data or pass --on-invalid skip"
+    )
