@@ -25,7 +25,10 @@ def remember_model(key: str, model: Any) -> None:
 def cached_model(plan: RunPlan) -> Any:
     model = _MODELS.get(plan.model_key)
     if model is None:
-        model = _MODELS[plan.model_key] = load_model(plan.model_source)
+        model = (
+            plan.model_object if plan.model_object is not None else load_model(plan.model_source)
+        )
+        _MODELS[plan.model_key] = model
     return model
 
 

@@ -11,13 +11,15 @@ import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
 from xaicli.config import ExplainConfig
+from xaicli.errors import UsageError
 from xaicli.io.layout import ROW, attribution_table
 from xaicli.methods.base import ROW_GROUP, Attributions
 from xaicli.runner.compute import compute_chunk, remember_model
@@ -138,8 +140,8 @@ def run_chunks(
             )
             yield chunk.index, table
 
-    if n_jobs == 1:
-        remember_model(plan.model_key, prepared.model)
+    remember_model(plan.model_key, prepared.model)
+    if n_jobs == 1 and config.backend == "loky":
         yield from tables((c, None if skip(c.index) else _compute_local(plan, c)) for c in chunks)
         return
     from joblib import Parallel, delayed, parallel_config
@@ -158,9 +160,13 @@ def run_chunks(
                     plan, chunk.X, _rows(chunk), chunk.categories, chunk.label
                 )
 
-    with parallel_config(
-        backend=config.backend, inner_max_num_threads=1, **_backend_options(config)
-    ):
+    if config.backend == "dask":
+        with dask_backend(config.scheduler, plan) as (n_workers, shipped):
+            plan = shipped
+            parallel = Parallel(n_jobs=-1, return_as="generator", pre_dispatch=f"{2 * n_workers}")
+            yield from tables((dispatched.popleft(), result) for result in parallel(tasks()))
+        return
+    with parallel_config(backend="loky", inner_max_num_threads=1):
         parallel = Parallel(n_jobs=n_jobs, return_as="generator", pre_dispatch="2*n_jobs")
         yield from tables((dispatched.popleft(), result) for result in parallel(tasks()))
 
@@ -192,8 +198,31 @@ def empty_result(plan: RunPlan) -> Attributions:
     )
 
 
-def _backend_options(config: ExplainConfig) -> dict[str, Any]:
-    return {}
+@contextmanager
+def dask_backend(scheduler: str | None, plan: RunPlan) -> Iterator[tuple[int, RunPlan]]:
+    """joblib on an existing Dask cluster. The plan carries the model object itself
+    (workers need not see our files) and is scattered to the workers once."""
+    try:
+        from dask.distributed import Client
+    except ImportError as exc:
+        raise UsageError(
+            "--backend dask needs dask.distributed: pip install 'xaicli[dask]'"
+        ) from exc
+    from joblib import parallel_config
+
+    from xaicli.runner.compute import cached_model
+
+    shipped = replace(plan, model_object=cached_model(plan))
+    try:
+        client = Client(scheduler, timeout=10, set_as_default=False)
+    except (OSError, TimeoutError) as exc:
+        raise UsageError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from exc
+    try:
+        n_workers = max(1, len(client.scheduler_info().get("workers", {})))
+        with client.as_current(), parallel_config(backend="dask", scatter=[shipped]):
+            yield n_workers, shipped
+    finally:
+        client.close()
 
 
 class Timer:

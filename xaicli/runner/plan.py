@@ -27,3 +27,4 @@ class RunPlan:
     seed: int
     params: dict[str, Any] = field(default_factory=dict)
     max_eval_rows: int = 200_000
+    model_object: Any = None  # only for remote workers (Dask): the model itself, sent once
