@@ -30,7 +30,9 @@ def mlp(ws: Workspace, sizes: Sizes) -> list[Row]:
     n = sizes.ig_rows
     with one_core():
         xai = run_xai(ws, path, data, method="ig")
-        bound_s = predict_bound(model, "predict", n * ig_evals(10, steps), data.X, data.B, None)
+        bound_s = predict_bound(
+            model, "predict", n * ig_evals(10, steps), data, layout="path", fitted_on_frame=False
+        )
     completeness = float(abs(xai.predictions - xai.base_values - xai.values.sum(axis=1)).max())
     return [
         Row(

@@ -142,7 +142,9 @@ def markdown(rows: list[Row], environment: dict[str, Any]) -> str:
         f"# xai benchmarks ({env['mode']})",
         "",
         f"Run on {env['date']} on {env['platform']}, {env['cpu_count']} CPUs "
-        f"({env['cpu_model']}), Python {env['python']}; total {env['wall_time_s']:.0f} s.",
+        f"({env['cpu_model']}), Python {env['python']}; total {env['wall_time_s']:.0f} s; "
+        f"load average {env['load_average_at_start']} at the start, "
+        f"{env['load_average_at_end']} at the end.",
         "",
         "Library versions: " + ", ".join(f"{k} {v}" for k, v in env["versions"].items()) + ".",
         "",

@@ -35,7 +35,7 @@ PACKAGES = (
 )  # fmt: skip
 
 
-def environment(mode: str, wall_time_s: float) -> dict[str, Any]:
+def environment(mode: str, wall_time_s: float, load_at_start: float) -> dict[str, Any]:
     def package_version(name: str) -> str:
         try:
             return version(name)
@@ -51,6 +51,9 @@ def environment(mode: str, wall_time_s: float) -> dict[str, Any]:
         "python": platform.python_version(),
         "versions": {name: package_version(name) for name in PACKAGES},
         "wall_time_s": round(wall_time_s, 1),
+        # other processes on the machine skew timings (the ratios less so)
+        "load_average_at_start": round(load_at_start, 2),
+        "load_average_at_end": round(os.getloadavg()[0], 2),
     }
 
 
@@ -64,9 +67,27 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown CPU"
 
 
+def cpu_seconds() -> tuple[float, float]:
+    """(busy CPU seconds of the whole machine, CPU seconds of this process and its
+    descendants) so far: their difference over a case is what other processes took."""
+    import psutil
+
+    times = psutil.cpu_times()
+    busy = sum(getattr(times, f) for f in ("user", "nice", "system", "irq", "softirq", "steal")
+               if hasattr(times, f))  # fmt: skip
+    own = os.times()
+    mine = own.user + own.system + own.children_user + own.children_system
+    for child in psutil.Process().children(recursive=True):
+        try:
+            mine += sum(child.cpu_times()[:2])
+        except psutil.Error:
+            pass
+    return busy, mine
+
+
 def run_case(name: str, case, sizes: Sizes) -> list[Row]:
     print(f"running {name} ...", file=sys.stderr, flush=True)
-    start = time.perf_counter()
+    start, (busy0, mine0) = time.perf_counter(), cpu_seconds()
     with tempfile.TemporaryDirectory(prefix="xai-bench-") as folder:
         try:
             rows = case(Workspace(Path(folder)), sizes)
@@ -74,7 +95,18 @@ def run_case(name: str, case, sizes: Sizes) -> list[Row]:
             traceback.print_exc(file=sys.stderr)
             family = name.split(" ", 1)[0]
             rows = [Row(family, name, error=f"{type(exc).__name__}: {exc}")]
-    print(f"  {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
+    seconds = time.perf_counter() - start
+    busy1, mine1 = cpu_seconds()
+    # cores kept busy by other processes on average (approximate: children that ended
+    # unwaited are missed): timings of a case with a high value are disturbed
+    others = max(0.0, (busy1 - busy0) - (mine1 - mine0)) / seconds
+    print(f"  {seconds:.1f} s (other processes: {others:.2f} cores)", file=sys.stderr)
+    for row in rows:
+        row.metrics.update(case_seconds=round(seconds, 2), other_processes_cores=round(others, 2))
+        if others > 0.25:
+            row.note = (row.note + "; " if row.note else "") + (
+                f"DISTURBED: other processes kept {others:.2f} cores busy during this case"
+            )
     return rows
 
 
@@ -86,12 +118,12 @@ def main(argv: list[str] | None = None) -> int:
 
     sizes = Sizes.for_mode(args.quick)
     selected = [(n, c) for n, c in CASES if not args.only or args.only.lower() in n.lower()]
-    start = time.perf_counter()
+    start, load = time.perf_counter(), os.getloadavg()[0]
     rows = [row for name, case in selected for row in run_case(name, case, sizes)]
     mode = "quick" if args.quick else "full"
     if args.only:
         mode += f", only '{args.only}'"
-    env = environment(mode, time.perf_counter() - start)
+    env = environment(mode, time.perf_counter() - start, load)
 
     report.print_table(rows, env)
     RESULTS.mkdir(exist_ok=True)

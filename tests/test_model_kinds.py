@@ -56,6 +56,7 @@ def test_pipeline_with_string_columns_matches_enumeration(penguin_pipeline, tmp_
         "1",
     )
     assert result.exit_code == 0, result.stderr
+    assert "SHAP algorithm: tree" in result.stderr  # TreeSHAP over one-hot groups
     table = pd.read_parquet(out)
     model = p["model"]
     assert list(table["output"][:3]) == list(model.classes_)
@@ -71,6 +72,35 @@ def test_pipeline_with_string_columns_matches_enumeration(penguin_pipeline, tmp_
         reference = exact_interventional_shap(f, x, background)  # (classes, features)
         ours = table.iloc[3 * r : 3 * r + 3][FEATURES].to_numpy()
         np.testing.assert_allclose(ours, reference, atol=1e-9)
+
+
+def test_pipeline_exact_and_kernel_agree_with_tree(penguin_pipeline, tmp_path):
+    p = penguin_pipeline
+    tables = {}
+    for algorithm in ("tree", "exact", "kernel"):
+        out = tmp_path / f"{algorithm}.parquet"
+        result = run_cli(
+            "explain",
+            "--model",
+            p["folder"] / "pipe.joblib",
+            "--data",
+            p["folder"] / "rows.parquet",
+            "--background",
+            p["folder"] / "bg.parquet",
+            "--out",
+            out,
+            "--algorithm",
+            algorithm,
+            "--n-jobs",
+            "1",
+            "--n-samples",
+            "40",
+        )
+        assert result.exit_code == 0, result.stderr
+        tables[algorithm] = pd.read_parquet(out)[FEATURES].to_numpy()
+    np.testing.assert_allclose(tables["tree"], tables["exact"], atol=1e-9)
+    # 5 features: a budget of 40 >= 2^5 - 2 coalitions makes Kernel SHAP exact too
+    np.testing.assert_allclose(tables["kernel"], tables["exact"], atol=1e-9)
 
 
 def test_class_selection_and_binary_default(tmp_path):

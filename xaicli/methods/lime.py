@@ -1,4 +1,4 @@
-"""Tabular LIME, vectorised over the rows of a chunk.
+"""Tabular LIME, vectorised over the rows of a chunk (surrogates: :mod:`.lime_surrogate`).
 
 Ribeiro, Singh & Guestrin (2016), "Why should I trust you?": Explaining the
 predictions of any classifier. KDD. Reproduces ``lime.lime_tabular`` (0.2.0.1)
@@ -19,21 +19,26 @@ explained row: bins are drawn with their background frequencies and values
 within bins from the background bin statistics (continuous mode:
 ``N(mean, std)``), categories with their frequencies. The row enters only as
 sample 0 and through the interpretable representation (same bin or category as
-the row; in continuous mode sample 0's z-score) and hence the kernel weights.
-So one pool of ``n_samples - 1`` neighbours, drawn from
+the row; in continuous mode sample 0's z-score), hence the kernel weights. So
+one pool of ``n_samples - 1`` neighbours, drawn from
 ``default_rng([seed, LIME_POOL_STREAM])``, serves every row: the model is
 evaluated on the pool once (cached per process under ``pool_key``) and once on
-each row, instead of ``n_samples`` times per row. Each row's neighbourhood,
-taken on its own, has exactly lime's distribution; the price is that the rows
-share their sampling error, so explanations of similar rows err alike (as with
-a shared coalition design in Kernel SHAP). ``neighbourhood="per-row"`` draws
-each row's own neighbours from ``row_rng(seed, row)`` instead: independent
-errors, ``n_samples`` model evaluations per row.
+each row, instead of ``n_samples`` times per row; what remains per row is its
+interpretable samples, kernel weights and the ridge fit. Each row's samples,
+taken on their own, have exactly lime's distribution (sample 0 the row, then
+independent draws that ignore it). The price: the rows share one set of draws,
+so their sampling errors are correlated (as with a shared coalition design in
+Kernel SHAP). Differences between rows are less noisy, but an unlucky pool
+shifts the explanations of all similar rows alike, and averaging explanations
+over rows does not average that error away. ``neighbourhood="per-row"`` draws
+each row's own neighbours from ``row_rng(seed, row)``: independent errors, at
+``n_samples`` model evaluations per row.
 """
 
 from __future__ import annotations
 
 import hashlib
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -60,9 +65,10 @@ NEIGHBOURHOODS = ("shared", "per-row")
 #: 32-bit words, so its seed sequence differs from every row's ``[seed, row]``
 #: (``row < 2**32``) and from ``[seed, row, 0]``, which numpy treats as ``[seed, row]``.
 LIME_POOL_STREAM = 0x4C494D45_504F4F4C  # "LIMEPOOL"
-#: Pools kept per process (most recent first out): a run uses one.
+#: Pools kept per process, the oldest dropped first: a run uses one.
 _MAX_POOLS = 4
 _POOLS: dict[tuple[object, ...], _Pool] = {}
+_POOLS_LOCK = threading.Lock()  # for workers running chunks in threads
 #: Bound on the interpretable samples of one batched fit (float64 entries, 8 MB).
 _FIT_ENTRIES = 1 << 20
 
@@ -77,7 +83,8 @@ class _Pool:
 
 def clear_pool_cache() -> None:
     """Forget the shared pools cached in this process."""
-    _POOLS.clear()
+    with _POOLS_LOCK:
+        _POOLS.clear()
 
 
 def explain_lime(
@@ -152,9 +159,10 @@ def explain_lime(
         ``categorical``, ``discretize`` and ``max_eval_rows`` are added to it.
         Default: no caching.
     max_eval_rows : int, default 200000
-        Model evaluations per call. Rows are processed in blocks of at most
-        ``max(1, max_eval_rows // n_samples)`` rows aligned to ``row_index``
-        (:func:`.base.row_blocks`).
+        Model evaluations per call. Per-row mode: rows are processed in blocks of
+        at most ``max(1, max_eval_rows // n_samples)`` rows aligned to
+        ``row_index`` (:func:`.base.row_blocks`); shared mode: the pool is
+        evaluated in blocks of ``max_eval_rows``, the rows in aligned blocks.
 
     Returns
     -------
@@ -260,15 +268,18 @@ def _shared_pool(
         # The sampler's kind (binned or Gaussian) is what ``discretize`` changes.
         digest.update(sampler.binned.tobytes() + b"|" + sampler.gaussian.tobytes())
         key = (pool_key, int(seed), n_samples, max_eval_rows, digest.hexdigest())
-        cached = _POOLS.get(key)
+        with _POOLS_LOCK:
+            cached = _POOLS.get(key)
         if cached is not None:
             return cached
+    # Threads missing the cache together each build the pool: the same numbers.
     neighbours = sampler.draw(np.random.default_rng([int(seed), LIME_POOL_STREAM]), n_samples - 1)
     pool = _Pool(neighbours, _outputs(predict, neighbours.inputs, max_eval_rows=max_eval_rows))
     if key is not None:
-        while len(_POOLS) >= _MAX_POOLS:
-            _POOLS.pop(next(iter(_POOLS)))
-        _POOLS[key] = pool
+        with _POOLS_LOCK:
+            while len(_POOLS) >= _MAX_POOLS:
+                del _POOLS[next(iter(_POOLS))]
+            _POOLS[key] = pool
     return pool
 
 

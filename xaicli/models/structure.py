@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 # Transformers that act on each input column separately: a linear model after them is
 # still additive in the input columns.
 PER_COLUMN_TRANSFORMERS = {
@@ -72,6 +74,11 @@ def is_additive(model: Any, output_kind: str) -> bool:
     last = final_estimator(model)
     if type(last).__name__ not in AFFINE_LINEAR_MODELS:
         return False
+    return per_column_steps(model)
+
+
+def per_column_steps(model: Any) -> bool:
+    """True when every step before the last acts on each input column separately."""
     steps = getattr(model, "steps", None) or []
     return all(_per_column(step) for _, step in steps[:-1])
 
@@ -82,6 +89,10 @@ def _per_column(transformer: Any) -> bool:
     name = type(transformer).__name__
     if name in PER_COLUMN_TRANSFORMERS:
         return True
+    if name == "FunctionTransformer":
+        # identity (ColumnTransformer's passthrough remainder) or an elementwise ufunc
+        func = getattr(transformer, "func", None)
+        return func is None or isinstance(func, np.ufunc)
     if name == "Pipeline":
         return all(_per_column(step) for _, step in transformer.steps)
     if name == "ColumnTransformer":

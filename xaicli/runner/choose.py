@@ -20,14 +20,22 @@ class Choice:
 
 
 def choose_shap_algorithm(
-    requested: str, model: Any, output_kind: str, n_features: int, any_categorical: bool
+    requested: str,
+    model: Any,
+    output_kind: str,
+    features: tuple[str, ...],
+    any_categorical: bool,
+    background_frame: Any,
 ) -> Choice:
-    tree_problem = _tree_problem(model, output_kind, any_categorical)
+    n_features = len(features)
+    tree_problem = _tree_problem(model, output_kind, any_categorical, background_frame, features)
     if requested == "tree":
         if tree_problem:
             raise UsageError(f"--algorithm tree: {tree_problem}")
         return Choice("tree", "requested")
     if requested == "tree-path":
+        if is_pipeline(model):
+            tree_problem = "path-dependent TreeSHAP (via shap) needs a bare tree ensemble, not a Pipeline"
         if tree_problem:
             raise UsageError(f"--algorithm tree-path: {tree_problem}")
         return Choice("tree-path", "requested (path-dependent; ignores the background)")
@@ -72,18 +80,23 @@ def _is_boosted(model: Any) -> bool:
     )
 
 
-def _tree_problem(model: Any, output_kind: str, any_categorical: bool) -> str | None:
+def _tree_problem(
+    model: Any,
+    output_kind: str,
+    any_categorical: bool,
+    background_frame: Any,
+    features: tuple[str, ...],
+) -> str | None:
     """Why TreeSHAP cannot run on this model, or None when it can."""
-    if is_pipeline(model):
-        return "the model is a Pipeline; TreeSHAP needs a bare tree ensemble"
-    if any_categorical:
-        return "TreeSHAP needs numeric input columns"
     if output_kind == "call":
         return "the model is a plain callable, not a tree ensemble"
-    from xaicli.models.trees import TreeModelNotSupported, extract_tree_ensemble
+    if any_categorical and not is_pipeline(model):
+        return "TreeSHAP needs numeric input columns"
+    from xaicli.models.tree_inputs import tree_inputs
+    from xaicli.models.trees import TreeModelNotSupported
 
     try:
-        extract_tree_ensemble(model, output_kind)
+        tree_inputs(model, output_kind, background_frame, features)
     except TreeModelNotSupported as exc:
         return str(exc)
     return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -69,10 +70,14 @@ def _dispatch(
         if algorithm == "tree":
             from xaicli.methods.shap_tree import interventional_tree_shap
 
-            ensemble, groups = _prepared(plan, model)
+            inputs, background = _tree_inputs(plan, model, predictor)
             result = interventional_tree_shap(
-                ensemble, _model_order(plan, X), _model_order(plan, plan.background), groups=groups
+                inputs.ensemble,
+                inputs.internal(predictor.model_input(X)),
+                background,
+                groups=inputs.groups,
             )
+            result = _pad_players(result, len(plan.features))
             return select_outputs(result, plan.output.columns)
         if algorithm == "tree-path":
             from xaicli.methods.shap_tree_path import path_dependent_tree_shap
@@ -104,6 +109,15 @@ def _dispatch(
     if plan.method == "lime":
         from xaicli.methods.lime import explain_lime
 
+        # The shared pool's model outputs are cached in this worker under a key naming
+        # the predictor: model, explained outputs, columns, and the categories of the
+        # background's codes (the pool holds no others). explain_lime adds the seed,
+        # n_samples, background and sampler settings.
+        decoded = []
+        for j in np.flatnonzero(categorical):
+            codes = plan.background[:, j][~np.isnan(plan.background[:, j])]
+            decoded.append(predictor.categories[j][: int(codes.max()) + 1 if codes.size else 0])
+        pool_key = repr((plan.model_key, plan.output, plan.features, plan.model_columns, decoded))
         return explain_lime(
             predictor,
             X,
@@ -113,6 +127,8 @@ def _dispatch(
             kernel_width=p.get("kernel_width"),
             discretize=p.get("discretize", True),
             num_features=p.get("num_features"),
+            neighbourhood=p.get("lime_neighbourhood", "shared"),
+            pool_key=pool_key,
             **common,
         )
     if plan.method == "ig":
@@ -169,17 +185,25 @@ def select_outputs(result: Attributions, columns: tuple[int, ...]) -> Attributio
     )
 
 
-def _prepared(plan: RunPlan, model: Any) -> Any:
+def _tree_inputs(plan: RunPlan, model: Any, predictor: ModelPredictor) -> Any:
+    """The trees, their input mapping and the background in their input space; once per worker."""
     key = (plan.model_key, "tree:" + plan.output.kind)
     if key not in _PREPARED:
-        from xaicli.models.trees import extract_tree_ensemble
+        from xaicli.models.tree_inputs import tree_inputs
 
-        ensemble = extract_tree_ensemble(model, plan.output.kind)
-        groups = None
-        if plan.model_columns is not None and tuple(plan.model_columns) != tuple(plan.features):
-            groups = np.array([plan.features.index(c) for c in plan.model_columns], dtype=np.int64)
-        _PREPARED[key] = (ensemble, groups)
+        frame = predictor.model_input(plan.background)
+        inputs = tree_inputs(model, plan.output.kind, frame, plan.features)
+        _PREPARED[key] = (inputs, inputs.internal(frame))
     return _PREPARED[key]
+
+
+def _pad_players(result: Attributions, n_features: int) -> Attributions:
+    """Columns a Pipeline drops reach no tree: their attribution is 0."""
+    missing = n_features - result.values.shape[2]
+    if missing <= 0:
+        return result
+    pad = np.zeros(result.values.shape[:2] + (missing,))
+    return replace(result, values=np.concatenate([result.values, pad], axis=2))
 
 
 def _model_order(plan: RunPlan, X: np.ndarray) -> np.ndarray:

@@ -83,7 +83,12 @@ def prepare(config: ExplainConfig) -> Prepared:
     algorithm = ""
     if method == "shap":
         choice = choose_shap_algorithm(
-            config.algorithm, model, output.kind, len(features), any(codec.categorical)
+            config.algorithm,
+            model,
+            output.kind,
+            features,
+            any(codec.categorical),
+            probe.model_input(background),
         )
         algorithm = choice.algorithm
         notes.append(f"SHAP algorithm: {algorithm} ({choice.reason})")
@@ -92,10 +97,16 @@ def prepare(config: ExplainConfig) -> Prepared:
     elif config.algorithm != "auto":
         raise UsageError(f"--algorithm applies to --method shap, not {method}")
     if method == "lime":
+        neighbourhood = config.extra.get("lime_neighbourhood", "shared")
+        if neighbourhood not in ("shared", "per-row"):
+            raise UsageError(
+                f"--lime-neighbourhood must be shared or per-row, got {neighbourhood!r}"
+            )
         params.update(
             kernel_width=config.kernel_width,
             discretize=config.discretize,
             num_features=config.num_features,
+            lime_neighbourhood=neighbourhood,
         )
     if method in ("ig", "saliency"):
         params["scale"] = _spread(background, codec.categorical_mask)

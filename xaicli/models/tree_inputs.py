@@ -1,0 +1,83 @@
+"""What TreeSHAP walks: the trees' own input matrix, and which input column (player)
+each of its columns comes from.
+
+A bare ensemble sees the table's columns in its fitted order. A Pipeline whose steps
+before the trees act column by column (scaling, imputation, one-hot or ordinal encoding)
+sees transformed columns; each belongs to exactly one input column, so interventional
+TreeSHAP over players (groups of internal columns) gives the Shapley values of the input
+columns exactly: transforming a hybrid row equals mixing the transformed rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from xaicli.models.structure import is_pipeline, per_column_steps
+from xaicli.models.trees import TreeEnsemble, TreeModelNotSupported, extract_tree_ensemble
+
+
+@dataclass(frozen=True)
+class TreeInputs:
+    ensemble: TreeEnsemble
+    groups: np.ndarray | None  # internal column -> index in the explained features
+    preprocess: Any  # the fitted steps before the trees, or None
+
+    def internal(self, frame: Any) -> np.ndarray:
+        """The trees' input for model-facing rows (a DataFrame or array)."""
+        if self.preprocess is None:
+            return np.asarray(frame, dtype=np.float64)
+        return _dense(self.preprocess.transform(frame))
+
+
+def tree_inputs(
+    model: Any, output_kind: str, background_frame: Any, features: tuple[str, ...]
+) -> TreeInputs:
+    """Raise TreeModelNotSupported with the reason when TreeSHAP cannot run exactly."""
+    if not is_pipeline(model):
+        ensemble = extract_tree_ensemble(model, output_kind)
+        columns = list(getattr(background_frame, "columns", features))
+        groups = (
+            None if columns == list(features) else np.array([features.index(c) for c in columns])
+        )
+        return TreeInputs(ensemble, groups, None)
+    if not per_column_steps(model):
+        raise TreeModelNotSupported(
+            "the Pipeline's preprocessing mixes columns, so its trees' inputs are not per input column"
+        )
+    ensemble = extract_tree_ensemble(model.steps[-1][1], output_kind)
+    preprocess = model[:-1]
+    groups = _groups(preprocess, pd.DataFrame(background_frame), features)
+    return TreeInputs(ensemble, groups, preprocess)
+
+
+def _groups(preprocess: Any, frame: pd.DataFrame, features: tuple[str, ...]) -> np.ndarray:
+    """Which input column each transformed column depends on, found by changing one input
+    column at a time (rolling its values over the background rows)."""
+    base = _dense(preprocess.transform(frame))
+    groups = np.full(base.shape[1], -1)
+    for name in frame.columns:
+        changed_frame = frame.copy()
+        changed_frame[name] = np.roll(frame[name].to_numpy(), 1)
+        changed = ~_same(_dense(preprocess.transform(changed_frame)), base).all(axis=0)
+        if (groups[changed] >= 0).any():
+            raise TreeModelNotSupported("a transformed column depends on several input columns")
+        groups[changed] = features.index(name)
+    if (groups < 0).any():
+        raise TreeModelNotSupported(
+            "some transformed columns do not vary over the background, so their input column is unknown"
+        )
+    return groups
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (a == b) | (np.isnan(a) & np.isnan(b))
+
+
+def _dense(matrix: Any) -> np.ndarray:
+    if hasattr(matrix, "toarray"):
+        matrix = matrix.toarray()
+    return np.asarray(matrix, dtype=np.float64)
