@@ -121,8 +121,12 @@ class ModelPredictor:
     model_columns: tuple[str, ...] | None  # fitted column order, or None: pass a numpy array
 
     def model_input(self, X: np.ndarray) -> Any:
+        if self.model_columns is None and not any(self.categorical):
+            return X
         frame = decode_frame(X, self.feature_names, self.categorical, self.categories)
         if self.model_columns is not None:
+            if self.model_columns == self.feature_names:
+                return frame
             return frame[list(self.model_columns)]
         if any(self.categorical):
             return frame.to_numpy(dtype=object)

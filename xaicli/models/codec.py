@@ -112,6 +112,9 @@ def decode_frame(
     categories: tuple[tuple[Any, ...], ...],
 ) -> pd.DataFrame:
     """The model-facing DataFrame for an encoded matrix X (n_rows, n_features)."""
+    if not any(categorical):
+        # one float block, no copy: scikit-learn turns it back into X without copying either
+        return pd.DataFrame(X, columns=list(names), copy=False)
     columns: dict[str, Any] = {}
     for j, name in enumerate(names):
         if not categorical[j]:
