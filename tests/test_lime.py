@@ -344,10 +344,16 @@ def test_pool_is_cached_under_its_key_and_settings(lr_case):
     whole = explain_lime(predict, rows[:10], row_index=np.arange(10), **kwargs)
     np.testing.assert_array_equal(np.concatenate([first.values, second.values]), whole.values)
     # Anything that changes the pool makes a new one, even under the same key.
-    for changes in ({"seed": 5}, {"n_samples": 200}, {"background": background[:200]}):
+    for changes in (
+        {"seed": 5},
+        {"n_samples": 200},
+        {"background": background[:200]},
+        {"discretize": False},
+    ):
         n_pool = changes.get("n_samples", 300) - 1
         assert run(np.arange(2), pool_key="m", **changes)[1] == n_pool + 2, changes
     assert run(np.arange(2), pool_key="other")[1] == 299 + 2
+    clear_pool_cache()
 
 
 @pytest.mark.parametrize(

@@ -197,10 +197,19 @@ def explain_lime(
     if feature_selection == "none" or num_features is None:
         num_features = None
 
-    def fit(Z: FloatArray, Y: FloatArray) -> tuple[FloatArray, ...]:  # (R, S, M), (R, S, O)
-        weight = kernel_weights(Z, float(kernel_width))
+    z_memory, work_memory = _Reused(), _Reused()
+
+    def fit(X: FloatArray, neighbours: Neighbours, Y: FloatArray) -> tuple[FloatArray, ...]:
+        """Surrogates of rows ``X`` (R, M) with model outputs ``Y`` (R, S, O)."""
+        n_rows, _, n_outputs = Y.shape
+        Z = sampler.interpretable(X, neighbours, out=z_memory.get((n_rows, n_samples, n_features)))
         coef, intercept, local, score = fit_surrogates(
-            Z, Y, weight, num_features=num_features, feature_selection=feature_selection
+            Z,
+            Y,
+            kernel_weights(Z, float(kernel_width)),
+            num_features=num_features,
+            feature_selection=feature_selection,
+            work=work_memory.get((n_rows, n_samples, n_features + 1 + n_outputs)),
         )
         return coef, intercept, Y[:, 0], local, score
 
@@ -218,9 +227,7 @@ def explain_lime(
             Y = _outputs(predict, inputs.reshape(-1, n_features), max_eval_rows=max_eval_rows)
             Y = Y.reshape(len(rngs), n_samples, -1)
             for sub in row_blocks(row_index[block], n_samples * n_features, fit_entries):
-                parts.append(
-                    fit(sampler.interpretable(X[block][sub], neighbours.rows(sub)), Y[sub])
-                )
+                parts.append(fit(X[block][sub], neighbours.rows(sub), Y[sub]))
     else:
         pool = _shared_pool(
             predict, sampler, seed, n_samples, max_eval_rows, pool_key, background, categorical
@@ -235,7 +242,7 @@ def explain_lime(
             Y = np.empty((own[sub].shape[0], n_samples, own.shape[1]))
             Y[:, 0] = own[sub]
             Y[:, 1:] = pool.outputs
-            parts.append(fit(sampler.interpretable(X[sub], pool.neighbours), Y))
+            parts.append(fit(X[sub], pool.neighbours, Y))
 
     coef, intercept, prediction, local, score = (
         np.concatenate(p) for p in zip(*parts, strict=True)
@@ -246,6 +253,21 @@ def explain_lime(
         predictions=prediction,
         extras={"local_prediction": local, "score": score},
     )
+
+
+class _Reused:
+    """Memory reused by successive blocks: fresh multi-megabyte arrays cost page
+    faults on every block, a sizeable part of the work."""
+
+    def __init__(self) -> None:
+        self.memory = np.empty(0)
+
+    def get(self, shape: tuple[int, ...]) -> FloatArray:
+        """An uninitialised float64 array of ``shape``."""
+        size = int(np.prod(shape))
+        if self.memory.size < size:
+            self.memory = np.empty(size)
+        return self.memory[:size].reshape(shape)
 
 
 def _shared_pool(

@@ -229,13 +229,16 @@ class TabularSampler:
         inputs, neighbours = self.draw_rows(X, rngs, n_samples)
         return inputs, self.interpretable(X, neighbours)
 
-    def interpretable(self, X: FloatArray, neighbours: Neighbours) -> FloatArray:
+    def interpretable(
+        self, X: FloatArray, neighbours: Neighbours, out: FloatArray | None = None
+    ) -> FloatArray:
         """(R, 1 + n, M) interpretable representation of each row of ``X`` (R, M)
         (sample 0: 1, or the row's z-score for a Gaussian feature) and of the
-        neighbours, its own (R, n, ...) or shared by all rows (n, ...)."""
+        neighbours, its own (R, n, ...) or shared by all rows (n, ...); written
+        to ``out`` when given."""
         n_rows, n_features = X.shape
         n = neighbours.inputs.shape[-2]
-        Z = np.empty((n_rows, 1 + n, n_features))
+        Z = np.empty((n_rows, 1 + n, n_features)) if out is None else out
         Z[:, 0] = 1.0
         for c, j in enumerate(self.categorical):
             code = neighbours.codes[..., c]  # (R, n) or (n,)

@@ -50,9 +50,11 @@ def fit_surrogates(
     *,
     num_features: int | None,
     feature_selection: str,
+    work: FloatArray | None = None,
 ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
     """Surrogates of R rows from their samples: ``Z`` (R, S, M) interpretable
-    samples (sample 0 the row), ``Y`` (R, S, O) model outputs, ``weight`` (R, S).
+    samples (sample 0 the row), ``Y`` (R, S, O) model outputs, ``weight`` (R, S);
+    ``work``, if given, an (R, S, M + 1 + O) array to use as scratch.
 
     ``num_features`` (or None: all) and ``feature_selection`` as
     :func:`.lime.explain_lime`, with "auto" already resolved. Returns coef
@@ -70,7 +72,8 @@ def fit_surrogates(
     # locally constant model must give y_ss == 0); Z is centred afterwards, which
     # loses at most a digit as Z is bounded.
     m = n_features
-    scaled = np.empty((n_rows, n_samples, m + 1 + n_outputs))
+    shape = (n_rows, n_samples, m + 1 + n_outputs)
+    scaled = np.empty(shape) if work is None else work
     np.multiply(Z, root[..., None], out=scaled[..., :m])
     scaled[..., m] = root
     np.multiply(Y - y_mean[:, None], root[..., None], out=scaled[..., m + 1 :])

@@ -97,16 +97,11 @@ def prepare(config: ExplainConfig) -> Prepared:
     elif config.algorithm != "auto":
         raise UsageError(f"--algorithm applies to --method shap, not {method}")
     if method == "lime":
-        neighbourhood = config.extra.get("lime_neighbourhood", "shared")
-        if neighbourhood not in ("shared", "per-row"):
-            raise UsageError(
-                f"--lime-neighbourhood must be shared or per-row, got {neighbourhood!r}"
-            )
         params.update(
             kernel_width=config.kernel_width,
             discretize=config.discretize,
             num_features=config.num_features,
-            lime_neighbourhood=neighbourhood,
+            lime_neighbourhood=config.lime_neighbourhood,
         )
     if method in ("ig", "saliency"):
         params["scale"] = _spread(background, codec.categorical_mask)
@@ -195,7 +190,7 @@ def _background_table(
     if config.background_size < 1:
         raise UsageError(f"--background-size must be at least 1, got {config.background_size}")
     size = min(config.background_size, n_rows)
-    rng = np.random.default_rng([config.seed, BACKGROUND_STREAM])
+    rng = np.random.default_rng([config.seed, BACKGROUND_STREAM, 1])  # 3 words: never a row stream
     positions = np.sort(rng.choice(n_rows, size=size, replace=False))
     return source.take(positions, features)
 
