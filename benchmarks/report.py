@@ -162,7 +162,15 @@ def markdown(rows: list[Row], environment: dict[str, Any]) -> str:
     ]
     for index, row in enumerate(rows, 1):
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells(index, row)) + " |")
-    lines += ["", summary_line(rows) + ".", "", "## Notes", ""]
+    lines += ["", summary_line(rows) + ".", "", "## Targets", ""]
+    for index, row in enumerate(rows, 1):
+        if row.error:
+            lines.append(f"- **{index}.** {row.case}: error ({row.error})")
+        elif row.met is not None:
+            lines.append(
+                f"- **{index}.** {row.case}: {row.target} — {'met' if row.met else '**missed**'}"
+            )
+    lines += ["", "## Notes", ""]
     for index, row in enumerate(rows, 1):
         if row.note:
             lines.append(f"- **{index}.** {row.note}")
