@@ -66,7 +66,7 @@ class TableWriter:
         if self.out_format == "parquet":
             if self._parquet is None:
                 schema = table.schema.with_metadata(self._schema_metadata)
-                self._parquet = pq.ParquetWriter(self._tmp, schema, compression="zstd")
+                self._parquet = pq.ParquetWriter(self._tmp, schema, compression="snappy")
             self._parquet.write_table(table.replace_schema_metadata(self._schema_metadata))
         else:
             if self._csv is None:

@@ -35,7 +35,9 @@ def choose_shap_algorithm(
         return Choice("tree", "requested")
     if requested == "tree-path":
         if is_pipeline(model):
-            tree_problem = "path-dependent TreeSHAP (via shap) needs a bare tree ensemble, not a Pipeline"
+            tree_problem = (
+                "path-dependent TreeSHAP (via shap) needs a bare tree ensemble, not a Pipeline"
+            )
         if tree_problem:
             raise UsageError(f"--algorithm tree-path: {tree_problem}")
         return Choice("tree-path", "requested (path-dependent; ignores the background)")

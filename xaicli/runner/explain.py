@@ -91,37 +91,38 @@ def run_explain(
 
 
 def _compute_and_write(prepared, config, manifest, on_progress, on_note, timer, rejects) -> int:
-    """Stream to stdout, or commit chunks to the work folder and assemble the output."""
-    if config.out == "-":
-        with TableWriter(config.out, config.out_format) as writer:
-            for _, table in run_chunks(prepared, config, on_progress, on_reject=rejects.add):
-                writer.write(table)
-            writer.finish({}, _empty_schema(prepared, config))
-        return writer.rows_written
-    store = ChunkStore.open(
-        Path(config.out),
-        _fingerprint(prepared, config),
-        resume=config.resume,
-        overwrite=config.overwrite,
-    )
-    done = store.committed()
-    if done and on_note is not None:
-        on_note(f"resuming: {len(done)} chunk(s) already committed in {store.folder}")
-    n_chunks = 0
-    for index, table in run_chunks(
-        prepared, config, on_progress, skip=done.__contains__, on_reject=rejects.add
-    ):
-        if table is not None:
-            store.commit(index, table)
-        n_chunks = index + 1
-    with TableWriter(config.out, config.out_format, metadata=manifest) as writer:
-        for table in store.tables(n_chunks):
+    """Write chunk tables in order as they arrive. To a file, each chunk is also committed
+    to the work folder first, so a rerun with --resume recomputes only what is missing
+    (the output itself appears by rename only once complete)."""
+    store = None
+    done: set[int] = set()
+    if config.out != "-":
+        store = ChunkStore.open(
+            Path(config.out),
+            _fingerprint(prepared, config),
+            resume=config.resume,
+            overwrite=config.overwrite,
+        )
+        done = store.committed()
+        if done and on_note is not None:
+            on_note(f"resuming: {len(done)} chunk(s) already committed in {store.folder}")
+    metadata = manifest if config.out != "-" else None
+    with TableWriter(config.out, config.out_format, metadata=metadata) as writer:
+        for index, table in run_chunks(
+            prepared, config, on_progress, skip=done.__contains__, on_reject=rejects.add
+        ):
+            if store is not None:
+                if table is None:
+                    table = store.read(index)
+                else:
+                    store.commit(index, table)
             writer.write(table)
         writer.finish(
             {"output_rows": writer.rows_written, "wall_time_s": round(timer.elapsed, 3)},
             _empty_schema(prepared, config),
         )
-    store.remove()
+    if store is not None:
+        store.remove()
     return writer.rows_written
 
 
