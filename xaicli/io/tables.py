@@ -30,8 +30,9 @@ class TableSource:
         try:
             if self.kind == "parquet":
                 for file in self.files:
-                    yield from pq.ParquetFile(file).iter_batches(
-                        batch_size=batch_size, columns=list(columns)
+                    # no read-ahead threads: memory stays at about one row group
+                    yield from pq.ParquetFile(file, pre_buffer=False).iter_batches(
+                        batch_size=batch_size, columns=list(columns), use_threads=False
                     )
             else:
                 reader = _open_csv(self.path, self.schema)
