@@ -18,6 +18,7 @@ from xaicli.errors import UsageError
 
 METADATA_KEY = b"xaicli"
 FINAL_KEY = b"xaicli.final"
+ROW_GROUP_ROWS = 65_536
 
 
 def _umask() -> int:
@@ -53,6 +54,8 @@ class TableWriter:
         self._parquet: pq.ParquetWriter | None = None
         self._csv: pacsv.CSVWriter | None = None
         self.rows_written = 0
+        self._pending: list[pa.Table] = []
+        self._pending_rows = 0
 
     def __enter__(self) -> TableWriter:
         if self.out != "-":
@@ -67,7 +70,10 @@ class TableWriter:
             if self._parquet is None:
                 schema = table.schema.with_metadata(self._schema_metadata)
                 self._parquet = pq.ParquetWriter(self._tmp, schema, compression="snappy")
-            self._parquet.write_table(table.replace_schema_metadata(self._schema_metadata))
+            self._pending.append(table.replace_schema_metadata(self._schema_metadata))
+            self._pending_rows += table.num_rows
+            if self._pending_rows >= ROW_GROUP_ROWS:
+                self._flush()
         else:
             if self._csv is None:
                 if self.out == "-":
@@ -80,12 +86,22 @@ class TableWriter:
                 self._handle.flush()
         self.rows_written += table.num_rows
 
+    def _flush(self) -> None:
+        """Write the pending chunks as one row group: few, large row groups read fast and
+        keep the file's footer (held in memory until close) small."""
+        if self._pending:
+            self._parquet.write_table(
+                pa.concat_tables(self._pending), row_group_size=ROW_GROUP_ROWS * 2
+            )
+            self._pending, self._pending_rows = [], 0
+
     def finish(self, final_facts: dict[str, Any], empty_schema: pa.Schema) -> None:
         """Close, add the facts known only at the end (Parquet key-value metadata
         ``xaicli.final``) and move the file into place."""
         if self.out_format == "parquet":
             if self._parquet is None:
                 self.write(empty_schema.empty_table())
+            self._flush()
             self._parquet.add_key_value_metadata({FINAL_KEY: json.dumps(final_facts).encode()})
             self._parquet.close()
         else:
