@@ -13,6 +13,7 @@ import numpy as np
 from benchmarks import fixtures
 from benchmarks.common import (
     EXACT_TOL,
+    RUNS,
     Row,
     Sizes,
     Workspace,
@@ -63,7 +64,9 @@ def _tree_case(label: str, kind: str, *, rows_factor: int = 1, output: str = "au
             xai = run_xai(ws, path, data, algorithm="auto", output=output)
             shap_tree(model, B, X[:2], check_additivity=False)  # imports, first-call setup
             # timing without the additivity check: it re-predicts, xai does not
-            ref_s, ref_values = timed(lambda: shap_tree(model, B, X, check_additivity=False))
+            ref_s, ref_values = timed(
+                lambda: shap_tree(model, B, X, check_additivity=False), min_runs=RUNS
+            )
             try:
                 shap_tree(model, B, X[:ADDITIVITY_ROWS], check_additivity=True)
                 additivity = "shap additivity check passed"
@@ -107,7 +110,9 @@ def enumeration_check(ws: Workspace, sizes: Sizes) -> list[Row]:
     with one_core():
         tree = run_xai(ws, path, data, algorithm="tree")
         exact = run_xai(ws, path, data, algorithm="exact")
-        ref_s, ref_values = timed(lambda: shap_tree(model, data.B, data.X, check_additivity=False))
+        ref_s, ref_values = timed(
+            lambda: shap_tree(model, data.B, data.X, check_additivity=False), min_runs=RUNS
+        )
     xai_err = relative_errors(tree.values, exact.values)
     repeats = repeated_feature_share(model)
     shap_err = relative_errors(ref_values, exact.values)

@@ -155,7 +155,11 @@ def markdown(rows: list[Row], environment: dict[str, Any]) -> str:
         "model's fitted input type. *speedup* = ref time / xai time; *xai / bound* = xai time "
         "/ bound time (1.0 = no overhead beyond the model). Accuracy: max and mean absolute "
         "error divided by the mean |exact value|. Single-core rows run with BLAS/OpenMP "
-        "limited to one thread and `n_jobs=1`.",
+        "limited to one thread and `n_jobs=1`. Every time is the fastest of 2 runs (the CLI "
+        "runs: one each); xai times are whole `run_explain` calls, each reading its own copy "
+        "of the model file, so they include the fixed cost of a run (loading the model, "
+        "writing the output) but not process start. A note DISTURBED means other processes "
+        "kept part of the machine busy during that case.",
         "",
         "| " + " | ".join(HEADERS) + " |",
         "|" + "|".join("---" for _ in HEADERS) + "|",
