@@ -159,3 +159,23 @@ def test_lime_and_ig_tables(tabular, tmp_path, layout):
     else:
         assert list(lt.columns) == ["row", "output", "feature", "attribution", "rank"]
         assert len(it) == 80 * M
+
+
+@pytest.mark.parametrize("algorithm", ["tree", "tree-path", "exact"])
+def test_feature_order_differs_from_the_fitted_order(tabular, tmp_path, algorithm):
+    reordered = ",".join(reversed(FEATURES))
+    a, out_a = _run(tabular, "forest.joblib", tmp_path, "--algorithm", algorithm, name="a.parquet")
+    b, out_b = _run(
+        tabular,
+        "forest.joblib",
+        tmp_path,
+        "--algorithm",
+        algorithm,
+        "--features",
+        reordered,
+        name="b.parquet",
+    )
+    assert a.exit_code == 0 and b.exit_code == 0, b.stderr
+    first, second = pd.read_parquet(out_a), pd.read_parquet(out_b)
+    assert list(second.columns[4:]) == list(reversed(FEATURES))
+    np.testing.assert_allclose(second[FEATURES].to_numpy(), first[FEATURES].to_numpy(), atol=1e-12)
