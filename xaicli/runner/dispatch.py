@@ -5,6 +5,7 @@ A new method is one module in ``xaicli.methods``, one function here and one test
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -20,7 +21,7 @@ MethodRunner = Callable[[RunPlan, Any, ModelPredictor, np.ndarray, np.ndarray], 
 REGISTRY: dict[tuple[str, str], MethodRunner] = {}
 
 # Per-worker state that only depends on the plan: built once, reused for every chunk.
-_PREPARED: dict[tuple[str, str], Any] = {}
+_PREPARED: dict[tuple, Any] = {}
 
 
 def register(method: str, algorithm: str = "") -> Callable[[MethodRunner], MethodRunner]:
@@ -188,7 +189,9 @@ def select_outputs(result: Attributions, columns: tuple[int, ...]) -> Attributio
 
 def _tree_inputs(plan: RunPlan, model: Any, predictor: ModelPredictor) -> Any:
     """The trees, their input mapping and the background in their input space; once per worker."""
-    key = (plan.model_key, "tree:" + plan.output.kind)
+    # long-lived workers (Dask, or runs in one process) see other runs: key on all inputs
+    digest = hashlib.sha1(plan.background.tobytes()).hexdigest()
+    key = (plan.model_key, plan.output.kind, plan.features, plan.model_columns, digest)
     if key not in _PREPARED:
         from xaicli.models.tree_inputs import tree_inputs
 
