@@ -119,3 +119,58 @@ def test_sigterm_stops_promptly_and_says_how_to_resume(job, tmp_path):
     assert proc.returncode == 143, stderr
     assert "--resume" in stderr.decode() and "Traceback" not in stderr.decode()
     assert not out.exists() and work.exists()
+
+
+JOB = """
+[[explain]]
+model = "model.joblib"
+data = "data.parquet"
+out = "{folder}/shap.parquet"
+id_cols = ["key"]
+background_size = 40
+chunk_size = 64
+algorithm = "permutation"
+n_samples = 400
+seed = 3
+
+[[explain]]
+model = "model.joblib"
+data = "data.parquet"
+out = "{folder}/lime.parquet"
+id_cols = ["key"]
+method = "lime"
+chunk_size = 64
+n_samples = 500
+"""
+
+
+def test_a_job_killed_ten_times_at_random_resumes_to_the_same_tables(job, tmp_path):
+    (job["folder"] / "job.toml").write_text(JOB.replace("{folder}", str(tmp_path)))
+    reference = tmp_path / "reference"
+    reference.mkdir()
+    (job["folder"] / "ref.toml").write_text(JOB.replace("{folder}", str(reference)))
+    assert run_cli("run", job["folder"] / "ref.toml").exit_code == 0
+    rng = np.random.default_rng(2026)
+    command = [sys.executable, "-m", "xaicli", "run", str(job["folder"] / "job.toml"), "--quiet"]
+    for delay in rng.uniform(0.2, 4.0, size=10):
+        proc = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        time.sleep(delay)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    final = subprocess.run(
+        command, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300
+    )
+    assert final.returncode == 0, final.stderr
+    for name in ("shap.parquet", "lime.parquet"):
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(tmp_path / name), pd.read_parquet(reference / name), check_exact=True
+        )
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
+    assert leftovers == []

@@ -54,6 +54,7 @@ class ChunkStore:
         cls, out: Path, fingerprint: dict[str, Any], *, resume: bool, overwrite: bool
     ) -> ChunkStore:
         folder = work_folder(out)
+        clean_leftovers(out)
         store = cls(folder)
         if folder.exists():
             if resume:
@@ -104,7 +105,23 @@ class ChunkStore:
         return pq.read_table(self._chunk_path(index))
 
     def remove(self) -> None:
-        shutil.rmtree(self.folder, ignore_errors=True)
+        """Retire the folder in one atomic rename first, so a kill while deleting never
+        leaves a half-deleted folder that looks like an interrupted run."""
+        retired = _retired(self.folder)
+        shutil.rmtree(retired, ignore_errors=True)
+        os.replace(self.folder, retired)
+        shutil.rmtree(retired, ignore_errors=True)
+
+
+def _retired(folder: Path) -> Path:
+    return folder.with_name(folder.name + ".done")
+
+
+def clean_leftovers(out: Path) -> None:
+    """Remove what a killed run could not: temporary outputs and a retired work folder."""
+    shutil.rmtree(_retired(work_folder(out)), ignore_errors=True)
+    for tmp in out.parent.glob(f".{out.name}.*.tmp"):
+        tmp.unlink(missing_ok=True)
 
 
 def _describe(key: str) -> str:

@@ -49,7 +49,9 @@ def run_explain(
         return RunSummary(
             0, 0, 0.0, config.out, None, config.method, config.algorithm, skipped=True
         )
-    check_destination(config.out, overwrite=config.overwrite)
+    # an interrupted run may have renamed its output into place before it could tidy up
+    resuming = config.resume and config.out != "-" and work_folder(Path(config.out)).exists()
+    check_destination(config.out, overwrite=config.overwrite or resuming)
     timer = Timer()
     prepared = prepare(config)
     for note in prepared.notes:
