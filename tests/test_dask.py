@@ -77,3 +77,30 @@ def test_unreachable_scheduler_is_a_usage_error(regression_case, workdir, tmp_pa
     )
     assert result.exit_code == 2 and "Dask scheduler" in result.stderr
     assert not (tmp_path / "o.parquet").exists()
+
+
+def test_a_job_file_on_the_cluster_matches_the_local_job(
+    cluster, regression_case, workdir, tmp_path
+):
+    table = (
+        '[[explain]]\nmodel = "{model}"\ndata = "{data}"\nout = "{out}"\nid_cols = ["key"]\n'
+        'method = "ig"\nchunk_size = 16\n{extra}\n'
+    )
+    local, remote = tmp_path / "local.toml", tmp_path / "remote.toml"
+    fill = {"model": regression_case["model_path"], "data": workdir / "reg.parquet"}
+    local.write_text(table.format(out=tmp_path / "l.parquet", extra="", **fill))
+    remote.write_text(
+        table.format(
+            out=tmp_path / "r.parquet",
+            extra=f'backend = "dask"\nscheduler = "{cluster.scheduler_address}"',
+            **fill,
+        )
+    )
+    assert run_cli("run", local).exit_code == 0
+    result = run_cli("run", remote)
+    assert result.exit_code == 0, result.stderr
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(tmp_path / "l.parquet"),
+        pd.read_parquet(tmp_path / "r.parquet"),
+        check_exact=True,
+    )
