@@ -29,6 +29,7 @@ class Reporter:
             raise SystemExit(2)
         no_color = bool(os.environ.get("NO_COLOR"))
         self._console = Console(stderr=True, highlight=False, no_color=no_color or None)
+        self._prefix = "xai:" if no_color else "[dim]xai:[/dim]"  # NO_COLOR: no styling at all
 
     def _emit(self, event: str, **fields: Any) -> None:
         record = {
@@ -44,7 +45,7 @@ class Reporter:
         if self.json:
             self._emit("note", message=message)
         else:
-            self._console.print(f"[dim]xai:[/dim] {escape(message)}", markup=True, soft_wrap=True)
+            self._console.print(f"{self._prefix} {escape(message)}", markup=True, soft_wrap=True)
 
     def error(self, message: str, exit_code: int = 1) -> None:
         if self.json:
