@@ -15,6 +15,7 @@ from xaicli.runner.plan import RunPlan
 
 # One entry per worker process: the model is loaded once, not once per chunk.
 _MODELS: dict[str, Any] = {}
+_THREADPOOLS: Any = None
 
 
 def remember_model(key: str, model: Any) -> None:
@@ -32,6 +33,17 @@ def cached_model(plan: RunPlan) -> Any:
     return model
 
 
+def _one_blas_thread():
+    """One BLAS/OpenMP thread per worker: cores are shared out by processes. The controller
+    is built once per process (building it scans the loaded libraries)."""
+    global _THREADPOOLS
+    if _THREADPOOLS is None:
+        from threadpoolctl import ThreadpoolController
+
+        _THREADPOOLS = ThreadpoolController()
+    return _THREADPOOLS.limit(limits=1)
+
+
 def compute_chunk(
     plan: RunPlan,
     X: np.ndarray,
@@ -40,11 +52,9 @@ def compute_chunk(
     label: str,
 ) -> Attributions:
     """Attributions for the encoded rows X (n_rows, n_features) at positions row_index."""
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=1):
+    model = cached_model(plan)  # first: loading may bring in BLAS/OpenMP libraries
+    with _one_blas_thread():
         try:
-            model = cached_model(plan)
             predictor = ModelPredictor(
                 model, plan.output, plan.features, plan.categorical, categories, plan.model_columns
             )
