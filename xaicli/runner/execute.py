@@ -157,22 +157,18 @@ def run_chunks(
                 yield delayed(empty_result)(plan)
             else:
                 yield delayed(compute_chunk)(
-                    plan, chunk.X, _rows(chunk), chunk.categories, chunk.label
+                    plan, chunk.X, chunk.rows, chunk.categories, chunk.label
                 )
 
     if config.backend == "dask":
         with dask_backend(config.scheduler, plan) as (n_workers, shipped):
-            plan = shipped
+            plan = shipped  # tasks() reads it: remote workers get the model object itself
             parallel = Parallel(n_jobs=-1, return_as="generator", pre_dispatch=f"{2 * n_workers}")
             yield from tables((dispatched.popleft(), result) for result in parallel(tasks()))
         return
     with parallel_config(backend="loky", inner_max_num_threads=1):
         parallel = Parallel(n_jobs=n_jobs, return_as="generator", pre_dispatch="2*n_jobs")
         yield from tables((dispatched.popleft(), result) for result in parallel(tasks()))
-
-
-def _rows(chunk: Chunk) -> np.ndarray:
-    return chunk.rows
 
 
 def _nothing() -> None:
