@@ -227,3 +227,30 @@ def test_invalid_rows_error_or_go_to_rejects(job_folder, regression_case):
     assert clean.exit_code == 0
     full = pd.read_parquet(job_folder / "out" / "c.parquet").set_index("key")
     pd.testing.assert_frame_equal(table.set_index("key"), full.loc[table["key"]])
+
+
+def test_background_rows_the_model_cannot_take_are_left_out(job_folder, regression_case):
+    data = regression_case["data"].copy()
+    data.loc[[3, 9], "x2"] = np.nan
+    data.to_parquet(job_folder / "gappy.parquet", index=False)
+    result = run_cli(
+        "explain",
+        "--model",
+        job_folder / "mlp.joblib",
+        "--data",
+        job_folder / "gappy.parquet",
+        "--id-col",
+        "key",
+        "--out",
+        job_folder / "out" / "g.parquet",
+        "--background-size",
+        "60",
+        "--on-invalid",
+        "skip",
+        "--n-jobs",
+        "1",
+    )
+    assert result.exit_code == 0, result.stderr
+    assert "left out 2 background row(s)" in result.stderr
+    manifest = json.loads((job_folder / "out" / "g.parquet.manifest.json").read_text())
+    assert manifest["background_rows"] == 58 and manifest["rejected_rows"] == 2

@@ -24,7 +24,7 @@ from xaicli.models.codec import FeatureCodec
 from xaicli.models.loader import ModelSource, load_model, model_fingerprint
 from xaicli.runner.choose import choose_shap_algorithm
 from xaicli.runner.plan import RunPlan
-from xaicli.runner.validate import InvalidPolicy, probe_non_finite
+from xaicli.runner.validate import InvalidPolicy, invalid_mask, probe_non_finite
 
 BACKGROUND_STREAM = 0xBA5E  # the background sample's random stream, apart from the rows'
 EXTRAS = {"lime": ("local_prediction", "score"), "ig": ("completeness_error",)}
@@ -63,6 +63,8 @@ def prepare(config: ExplainConfig) -> Prepared:
     probe = ModelPredictor(
         model, output, features, codec.categorical, codec.snapshot(), model_columns
     )
+    notes: list[str] = []
+    invalid, background = _drop_invalid_background(probe, background, codec, config, notes)
     try:
         raw = probe.raw(background[: min(len(background), 8)])
     except XaiError:
@@ -78,7 +80,6 @@ def prepare(config: ExplainConfig) -> Prepared:
         raise DataError("the model returned NaN or infinite outputs on the background rows")
 
     method = "shap" if config.method == "auto" else config.method
-    notes: list[str] = []
     params: dict[str, Any] = {"n_samples": config.n_samples}
     algorithm = ""
     if method == "shap":
@@ -136,11 +137,29 @@ def prepare(config: ExplainConfig) -> Prepared:
         "background_rows": int(background.shape[0]),
         "background_source": str(config.background) if config.background else "sample of the data",
     }
-    takes_nan, takes_inf = probe_non_finite(probe, background[0], codec.categorical_mask)
-    invalid = InvalidPolicy(takes_nan, takes_inf, config.on_invalid)
     return Prepared(
         plan, source, codec, model, n_rows, tuple(config.id_cols), notes, facts, invalid
     )
+
+
+def _drop_invalid_background(probe, background, codec, config, notes):
+    """Probe whether the model takes NaN/inf (on a complete row), and keep only the
+    background rows it can take."""
+    categorical = codec.categorical_mask
+    complete = np.isfinite(background[:, ~categorical]).all(axis=1)
+    if not complete.any():
+        raise DataError(
+            "every background row has NaN or infinite values; pass a clean --background"
+        )
+    takes_nan, takes_inf = probe_non_finite(probe, background[complete][0], categorical)
+    invalid = InvalidPolicy(takes_nan, takes_inf, config.on_invalid)
+    bad, _ = invalid_mask(background, categorical, invalid)
+    if bad.any():
+        notes.append(
+            f"left out {int(bad.sum())} background row(s) with values the model cannot take"
+        )
+        background = background[~bad]
+    return invalid, background
 
 
 def _features(config: ExplainConfig, source: TableSource, model: Any) -> tuple[str, ...]:
