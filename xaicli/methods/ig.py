@@ -97,13 +97,13 @@ from xaicli.methods.base import (
     evaluate_in_blocks,
     row_blocks,
 )
-from xaicli.methods.saliency import (
-    central_difference_gradient,
+from xaicli.methods.checks import (
     check_feature_arrays,
     check_max_eval_rows,
     check_numeric_finite,
     evaluate_checked,
 )
+from xaicli.methods.saliency import central_difference_gradient
 
 __all__ = ["explain_ig"]
 

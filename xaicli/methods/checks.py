@@ -1,0 +1,70 @@
+"""Input checks and checked model evaluation shared by the gradient-style methods."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from xaicli.methods.base import BoolArray, FloatArray, PredictFn, evaluate_in_blocks
+
+
+def check_feature_arrays(
+    X: FloatArray, scale: FloatArray, categorical: BoolArray | None
+) -> tuple[FloatArray, FloatArray, BoolArray]:
+    """Validate and normalise ``X`` (n_rows, M), ``scale`` (M,), ``categorical`` (M,).
+
+    Numeric columns of ``X`` must be finite (a path or a difference through
+    NaN is undefined); categorical codes may be NaN (missing).
+    """
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim != 2:
+        raise ValueError(f"X must be 2-D (n_rows, n_features); got shape {X.shape}.")
+    n_features = X.shape[1]
+    scale = np.asarray(scale, dtype=np.float64)
+    if scale.shape != (n_features,):
+        raise ValueError(f"scale must have shape ({n_features},); got {scale.shape}.")
+    if not np.all(np.isfinite(scale) & (scale > 0)):
+        raise ValueError(
+            "scale must be finite and > 0 for every feature (replace a zero spread "
+            f"by 1); got {scale.tolist()}."
+        )
+    if categorical is None:
+        categorical = np.zeros(n_features, dtype=bool)
+    categorical = np.asarray(categorical)
+    if categorical.shape != (n_features,) or categorical.dtype != np.bool_:
+        raise ValueError(
+            f"categorical must be a bool array of shape ({n_features},); "
+            f"got dtype {categorical.dtype}, shape {categorical.shape}."
+        )
+    check_numeric_finite(X, categorical, "X")
+    return X, scale, categorical
+
+
+def check_numeric_finite(A: FloatArray, categorical: BoolArray, name: str) -> None:
+    """Raise ValueError if a numeric (non-categorical) column of ``A`` is not finite."""
+    bad = ~np.isfinite(A[:, ~categorical])
+    if bad.any():
+        row, col = np.argwhere(bad)[0]
+        feature = np.flatnonzero(~categorical)[col]
+        raise ValueError(
+            f"{name} has a non-finite value in numeric feature {feature} (row {row}: "
+            f"{A[row, feature]}); impute it or mark the feature categorical."
+        )
+
+
+def evaluate_checked(predict: PredictFn, X: FloatArray, *, max_rows: int) -> FloatArray:
+    """``evaluate_in_blocks``, raising ValueError unless the result is (n_rows, n_outputs)."""
+    out = evaluate_in_blocks(predict, X, max_rows=max_rows)
+    if out.ndim != 2 or out.shape[0] != X.shape[0]:
+        raise ValueError(
+            f"predict must return shape (n_rows, n_outputs) with n_rows={X.shape[0]}; "
+            f"got {out.shape}."
+        )
+    return out
+
+
+def check_max_eval_rows(max_eval_rows: int) -> None:
+    """Raise ValueError unless ``max_eval_rows`` is an int >= 1."""
+    if isinstance(max_eval_rows, bool) or not isinstance(max_eval_rows, int | np.integer):
+        raise ValueError(f"max_eval_rows must be an int >= 1; got {max_eval_rows!r}.")
+    if max_eval_rows < 1:
+        raise ValueError(f"max_eval_rows must be an int >= 1; got {max_eval_rows}.")
