@@ -23,9 +23,8 @@ have no derivative (moving a code by ``h`` is not a valid input), so their
 saliency is 0; use IG or SHAP to attribute them. On piecewise-constant models
 (trees) the derivative is 0 almost everywhere and saliency says nothing.
 
-The helpers ``check_feature_arrays``, ``check_numeric_finite``,
-``check_max_eval_rows``, ``evaluate_checked`` and
-``central_difference_gradient`` are shared with :mod:`xaicli.methods.ig`.
+``central_difference_gradient`` is shared with :mod:`xaicli.methods.ig`; the input
+checks live in :mod:`xaicli.methods.checks`.
 """
 
 from __future__ import annotations
