@@ -236,3 +236,35 @@ def test_plain_callable_from_a_file_and_a_folder_of_parquet(tmp_path):
     assert set(table["output"]) == {"prediction"}
     expected = np.array([1.5, -2.0, 0.5]) * (X - X.mean(axis=0))  # background = all rows
     np.testing.assert_allclose(table[["a", "b", "c"]].to_numpy(), expected, atol=1e-10)
+
+
+def test_multi_output_regressor_explains_every_output(tmp_path):
+    import joblib
+    from sklearn.ensemble import RandomForestRegressor
+
+    rng = np.random.default_rng(8)
+    X = pd.DataFrame(rng.normal(size=(120, 4)), columns=["a", "b", "c", "d"])
+    Y = np.column_stack([X.a + X.b, X.c * 2])
+    model = RandomForestRegressor(n_estimators=10, max_depth=4, random_state=0).fit(X, Y)
+    joblib.dump(model, tmp_path / "m.joblib")
+    X.to_parquet(tmp_path / "d.parquet", index=False)
+    out = tmp_path / "o.parquet"
+    result = run_cli(
+        "explain",
+        "--model",
+        tmp_path / "m.joblib",
+        "--data",
+        tmp_path / "d.parquet",
+        "--out",
+        out,
+        "--n-jobs",
+        "1",
+    )
+    assert result.exit_code == 0, result.stderr
+    table = pd.read_parquet(out)
+    assert table["output"].tolist()[:2] == ["output_0", "output_1"]
+    np.testing.assert_allclose(
+        table["prediction"].to_numpy().reshape(-1, 2), model.predict(X), atol=1e-12
+    )
+    additivity = table.base_value + table[["a", "b", "c", "d"]].sum(axis=1) - table.prediction
+    assert np.abs(additivity).max() < 1e-9

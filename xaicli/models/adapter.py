@@ -85,7 +85,7 @@ def resolve_output(model: Any, requested: str, classes: tuple[str, ...]) -> Outp
             )
         if classes:
             raise UsageError("--class applies to classifiers only")
-        return OutputSpec(kind, (0,), (PREDICTION,))
+        return OutputSpec(kind, (), ())  # columns named after the first call
     labels = [str(c) for c in getattr(model, "classes_", [])]
     if not labels:
         raise ModelLoadError(f"--output {kind} needs a classifier with classes_")
@@ -162,8 +162,9 @@ class ModelPredictor:
         return result
 
 
-def callable_output_spec(n_columns: int, classes: tuple[str, ...]) -> OutputSpec:
-    """Name the columns of a plain callable's output: ``prediction``, or ``output_k``."""
+def columns_output_spec(kind: str, n_columns: int, classes: tuple[str, ...]) -> OutputSpec:
+    """Name the columns of a callable's or a regressor's output: ``prediction``, or
+    ``output_k`` for each column of a multi-output model."""
     names = [PREDICTION] if n_columns == 1 else [f"output_{k}" for k in range(n_columns)]
     if classes:
         unknown = [c for c in classes if c not in names]
@@ -174,4 +175,4 @@ def callable_output_spec(n_columns: int, classes: tuple[str, ...]) -> OutputSpec
         chosen = [names.index(c) for c in classes]
     else:
         chosen = list(range(n_columns))
-    return OutputSpec("call", tuple(chosen), tuple(names[i] for i in chosen))
+    return OutputSpec(kind, tuple(chosen), tuple(names[i] for i in chosen))

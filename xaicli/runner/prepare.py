@@ -16,7 +16,7 @@ from xaicli.io.layout import ROW, check_names
 from xaicli.io.tables import TableSource, open_table
 from xaicli.models.adapter import (
     ModelPredictor,
-    callable_output_spec,
+    columns_output_spec,
     model_feature_names,
     resolve_output,
 )
@@ -74,8 +74,8 @@ def prepare(config: ExplainConfig) -> Prepared:
             f"the model cannot take the data's columns ({type(exc).__name__}: {_line(exc)}); "
             "check --features and the column types"
         ) from exc
-    if output.kind == "call":
-        output = callable_output_spec(raw.shape[1], config.classes)
+    if not output.columns:  # a callable or a regressor: one output per column it returns
+        output = columns_output_spec(output.kind, raw.shape[1], config.classes)
     if not np.all(np.isfinite(raw)):
         raise DataError("the model returned NaN or infinite outputs on the background rows")
 
