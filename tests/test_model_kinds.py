@@ -268,3 +268,38 @@ def test_multi_output_regressor_explains_every_output(tmp_path):
     )
     additivity = table.base_value + table[["a", "b", "c", "d"]].sum(axis=1) - table.prediction
     assert np.abs(additivity).max() < 1e-9
+
+
+def test_each_worker_loads_the_model_once(tmp_path):
+    log = tmp_path / "loads.txt"
+    module = tmp_path / "counted.py"
+    module.write_text(
+        "import os\n"
+        "import numpy as np\n"
+        f"with open({str(log)!r}, 'a') as handle:\n"
+        "    handle.write(f'{os.getpid()}\\n')\n"
+        "def score(X):\n"
+        "    return np.asarray(X, dtype=float) @ np.array([1.0, -1.0, 2.0])\n"
+    )
+    rng = np.random.default_rng(2)
+    pd.DataFrame(rng.normal(size=(64 * 12, 3)), columns=["a", "b", "c"]).to_parquet(
+        tmp_path / "d.parquet"
+    )
+    result = run_cli(
+        "explain",
+        "--model",
+        f"{module}:score",
+        "--data",
+        tmp_path / "d.parquet",
+        "--out",
+        tmp_path / "o.parquet",
+        "--chunk-size",
+        "64",
+        "--n-jobs",
+        "2",
+        "--background-size",
+        "10",
+    )
+    assert result.exit_code == 0, result.stderr
+    pids = log.read_text().split()
+    assert len(pids) == len(set(pids)) <= 3  # this process and at most two workers, 12 chunks
