@@ -187,3 +187,39 @@ def test_row_column_without_id_and_default_output_path(case, tmp_path):
 def test_version():
     result = run_cli("--version")
     assert result.exit_code == 0 and result.stdout.startswith("xai ")
+
+
+def test_closed_pipe_stops_quietly(case):
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "xaicli",
+            "explain",
+            "--model",
+            str(case["model_path"]),
+            "--data",
+            str(case["data_path"]),
+            "--out",
+            "-",
+            "--chunk-size",
+            "1",
+            "--n-jobs",
+            "1",
+            "--algorithm",
+            "kernel",
+            "--n-samples",
+            "20",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+    )
+    assert proc.stdout.readline().startswith(b'"row"')
+    proc.stdout.close()  # like `| head -1`
+    stderr = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141
+    assert "error" not in stderr and "Traceback" not in stderr

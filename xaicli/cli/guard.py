@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -13,6 +15,7 @@ from xaicli.errors import XaiError
 T = TypeVar("T")
 
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141
 
 
 def guarded(debug: bool, action: Callable[[], T], reporter: Reporter | None = None) -> T:
@@ -20,6 +23,12 @@ def guarded(debug: bool, action: Callable[[], T], reporter: Reporter | None = No
     reporter = reporter or Reporter()
     try:
         return action()
+    except BrokenPipeError:
+        # the reader of stdout went away (`xai explain --out - | head`): stop quietly,
+        # with the shell's code for a process ended by SIGPIPE
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        raise typer.Exit(EXIT_BROKEN_PIPE) from None
     except KeyboardInterrupt:
         reporter.error("interrupted", EXIT_INTERRUPTED)
         raise typer.Exit(EXIT_INTERRUPTED) from None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -166,7 +167,9 @@ def run_chunks(
             parallel = Parallel(n_jobs=-1, return_as="generator", pre_dispatch=f"{2 * n_workers}")
             yield from tables((dispatched.popleft(), result) for result in parallel(tasks()))
         return
-    with parallel_config(backend="loky", inner_max_num_threads=1):
+    with parallel_config(backend="loky", inner_max_num_threads=1), warnings.catch_warnings():
+        # stopping early (an error, a closed pipe) cancels queued tasks; that is intended
+        warnings.filterwarnings("ignore", message=".*tasks which were still being processed")
         parallel = Parallel(n_jobs=n_jobs, return_as="generator", pre_dispatch="2*n_jobs")
         yield from tables((dispatched.popleft(), result) for result in parallel(tasks()))
 
