@@ -67,17 +67,32 @@ def test_wide_table_matches_shap_exact_explainer(case, tmp_path):
     assert np.abs(additivity).max() < 1e-6
 
 
-def test_same_table_for_any_n_jobs_and_chunk_size(case, tmp_path):
-    args = ("--algorithm", "permutation", "--n-samples", "200", "--seed", "11")
+@pytest.mark.parametrize("method", ["shap", "lime", "ig"])
+def test_same_table_for_any_n_jobs_and_chunk_size(case, tmp_path, method):
+    rng = np.random.default_rng(4)
+    rows = pd.DataFrame(rng.normal(size=(300, 6)), columns=FEATURES)
+    rows.insert(0, "key", [f"q{i}" for i in range(300)])
+    rows.to_parquet(tmp_path / "rows.parquet", index=False)
+    case = {**case, "data_path": tmp_path / "rows.parquet"}
+    args = ("--method", method, "--n-samples", "200")
+    if method == "shap":
+        args += ("--algorithm", "permutation")
+    args += ("--seed", "11")
     one, _ = _explain(
         case, tmp_path, *args, "--n-jobs", "1", "--chunk-size", "1000", name="a.parquet"
     )
     two, _ = _explain(
         case, tmp_path, *args, "--n-jobs", "2", "--chunk-size", "10", name="b.parquet"
     )
-    pd.testing.assert_frame_equal(pd.read_parquet(one), pd.read_parquet(two), check_exact=True)
-    other_seed, _ = _explain(case, tmp_path, *args[:-1], "12", name="c.parquet")
-    assert not pd.read_parquet(one).equals(pd.read_parquet(other_seed))
+    three, _ = _explain(
+        case, tmp_path, *args, "--n-jobs", "2", "--chunk-size", "130", name="c.parquet"
+    )
+    reference = pd.read_parquet(one)
+    pd.testing.assert_frame_equal(reference, pd.read_parquet(two), check_exact=True)
+    pd.testing.assert_frame_equal(reference, pd.read_parquet(three), check_exact=True)
+    if method != "ig":  # IG has no randomness
+        other_seed, _ = _explain(case, tmp_path, *args[:-1], "12", name="d.parquet")
+        assert not reference.equals(pd.read_parquet(other_seed))
 
 
 def test_csv_on_stdout_equals_parquet(case, tmp_path):

@@ -126,8 +126,10 @@ def run_chunks(
     """(chunk index, output table) of every chunk in input order; ``None`` for the chunks
     ``skip`` names (already committed by an earlier run: read, but not recomputed)."""
     plan = prepared.plan
-    n_jobs = effective_n_jobs(config.n_jobs)
-    chunks = iter_chunks(prepared, aligned_chunk_size(config.chunk_size), on_reject)
+    chunk_size = aligned_chunk_size(config.chunk_size)
+    # no more workers than chunks: a one-chunk run stays in this process (no pool start-up)
+    n_jobs = min(effective_n_jobs(config.n_jobs), -(-prepared.n_rows // chunk_size))
+    chunks = iter_chunks(prepared, chunk_size, on_reject)
 
     def tables(results: Iterator[tuple[Chunk, Any]]) -> Iterator[tuple[int, pa.Table | None]]:
         for chunk, result in results:
