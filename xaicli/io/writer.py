@@ -7,6 +7,7 @@ import json
 import os
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -95,7 +96,12 @@ class TableWriter:
             )
             self._pending, self._pending_rows = [], 0
 
-    def finish(self, final_facts: dict[str, Any], empty_schema: pa.Schema) -> None:
+    def finish(
+        self,
+        final_facts: dict[str, Any],
+        empty_schema: pa.Schema,
+        before_publish: Callable[[], None] | None = None,
+    ) -> None:
         """Close, add the facts known only at the end (Parquet key-value metadata
         ``xaicli.final``) and move the file into place."""
         if self.out_format == "parquet":
@@ -112,6 +118,8 @@ class TableWriter:
                 self._handle.close()
             else:
                 self._handle.flush()
+        if before_publish is not None:
+            before_publish()  # companions (manifest, rejects) exist before the output does
         if self._tmp is not None:
             os.chmod(self._tmp, 0o666 & ~_umask())  # mkstemp makes 0600; honour the umask
             os.replace(self._tmp, self.out)

@@ -68,18 +68,23 @@ def run_explain(
     with terminate_as_exception():
         try:
             rejects = Rejects()
+
+            def companions(output_rows: int) -> None:
+                manifest.update(
+                    output_rows=output_rows,
+                    rejected_rows=rejects.count,
+                    wall_time_s=round(timer.elapsed, 3),
+                )
+                if rejects.count and config.out != "-":
+                    rejects.write(Path(config.out + ".rejects.parquet"))
+                if manifest_path is not None:
+                    write_json_atomic(manifest_path, manifest)
+
             written = _compute_and_write(
-                prepared, config, manifest, on_progress, on_note, timer, rejects
+                prepared, config, manifest, on_progress, on_note, timer, rejects, companions
             )
         except (KeyboardInterrupt, Terminated) as stop:
             raise _interrupted(config, stop) from None
-    manifest.update(
-        output_rows=written, rejected_rows=rejects.count, wall_time_s=round(timer.elapsed, 3)
-    )
-    if rejects.count and config.out != "-":
-        rejects.write(Path(config.out + ".rejects.parquet"))
-    if manifest_path is not None:
-        write_json_atomic(manifest_path, manifest)
     return RunSummary(
         rows=prepared.n_rows,
         output_rows=written,
@@ -92,7 +97,9 @@ def run_explain(
     )
 
 
-def _compute_and_write(prepared, config, manifest, on_progress, on_note, timer, rejects) -> int:
+def _compute_and_write(
+    prepared, config, manifest, on_progress, on_note, timer, rejects, companions
+) -> int:
     """Write chunk tables in order as they arrive. To a file, each chunk is also committed
     to the work folder first, so a rerun with --resume recomputes only what is missing
     (the output itself appears by rename only once complete)."""
@@ -122,6 +129,7 @@ def _compute_and_write(prepared, config, manifest, on_progress, on_note, timer, 
         writer.finish(
             {"output_rows": writer.rows_written, "wall_time_s": round(timer.elapsed, 3)},
             _empty_schema(prepared, config),
+            before_publish=lambda: companions(writer.rows_written),
         )
     if store is not None:
         store.remove()
