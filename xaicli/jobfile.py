@@ -122,14 +122,15 @@ def _resolve(value: str, folder: Path, date: str, label: str) -> str:
 
 
 def write_job(path: Path, configs: list[ExplainConfig]) -> None:
-    """Write configurations as a job file (absolute paths, only non-default values)."""
+    """Write configurations as a job file (absolute paths, only non-default values; not
+    --overwrite, which is about one invocation, not the job)."""
     defaults = ExplainConfig(model="", data=Path("."), out="")
     lines = ["# xai job file: run with `xai run " + path.name + "`", ""]
     for config in configs:
         lines.append("[[explain]]")
         for key in FIELD_NAMES:
             value = getattr(config, key)
-            if key in ("quiet", "resume") or (
+            if key in ("quiet", "resume", "overwrite") or (
                 key not in ("model", "data", "out") and value == getattr(defaults, key)
             ):
                 continue
@@ -141,7 +142,7 @@ def write_job(path: Path, configs: list[ExplainConfig]) -> None:
             ):
                 if key != "baseline" or str(value) not in ("mean", "median", "zero"):
                     value = str(Path(value).resolve())
-            job_key = {v: k for k, v in ALIASES.items()}.get(key, key)
+            job_key = "format" if key == "out_format" else key
             lines.append(f"{job_key} = {_toml(value)}")
         lines.append("")
     path.write_text("\n".join(lines))
