@@ -12,14 +12,14 @@ Opt = typer.Option
 Model = Annotated[
     str | None,
     Opt(
-        help="Model: .joblib/.pkl/.pickle/.skops file, or module.path:attr / file.py:attr.",
+        help="Required. Model: .joblib/.pkl/.pickle/.skops file, or module.path:attr / file.py:attr.",
         show_default=False,
     ),
 ]
 Data = Annotated[
     Path | None,
     Opt(
-        help="Input rows: a Parquet file, a folder of Parquet files, or a CSV file.",
+        help="Required. Input rows: a Parquet file, a folder of Parquet files, or a CSV file.",
         show_default=False,
     ),
 ]
