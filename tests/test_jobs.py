@@ -84,6 +84,20 @@ def test_job_with_two_explanations_runs_like_cron(job_folder):
         timeout=300,
     )
     assert again.returncode == 0 and "already complete" in again.stderr
+    # the same outputs from a changed job are not ours to skip, nor to replace silently
+    (job_folder / "nightly.toml").write_text(JOB.replace("n_jobs = 1", "n_jobs = 1\nseed = 9"))
+    changed = subprocess.run(
+        [sys.executable, "-m", "xaicli", "run", str(job_folder / "nightly.toml")],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        env=_cron_env(XAI_TEST_BG=str(job_folder / "reg_bg.parquet")),
+        timeout=300,
+    )
+    assert changed.returncode == 2 and "--overwrite" in changed.stderr
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(job_folder / "out" / f"shap-{today}.parquet"), shap_table
+    )
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ import pyarrow as pa
 
 from xaicli import __version__
 from xaicli.config import ExplainConfig
-from xaicli.errors import Interrupted, XaiError
+from xaicli.errors import Interrupted, UsageError, XaiError
 from xaicli.io.checkpoint import ChunkStore, data_fingerprint, work_folder
 from xaicli.io.layout import attribution_table
 from xaicli.io.manifest import build_manifest
@@ -45,15 +45,17 @@ def run_explain(
     on_note: NoteFn | None = None,
     progress: ProgressFactory | None = None,
 ) -> RunSummary:
-    if _already_complete(config):
-        return RunSummary(
-            0, 0, 0.0, config.out, None, config.method, config.algorithm, skipped=True
-        )
+    finished = _finished_output(config)
     # an interrupted run may have renamed its output into place before it could tidy up
     resuming = config.resume and config.out != "-" and work_folder(Path(config.out)).exists()
-    check_destination(config.out, overwrite=config.overwrite or resuming)
+    check_destination(config.out, overwrite=config.overwrite or resuming or finished)
     timer = Timer()
     prepared = prepare(config)
+    if finished:
+        _check_same_run(config, _fingerprint(prepared, config))
+        return RunSummary(
+            0, 0, 0.0, config.out, None, prepared.plan.method, prepared.plan.algorithm, skipped=True
+        )
     for note in prepared.notes:
         if on_note is not None:
             on_note(note)
@@ -63,7 +65,10 @@ def run_explain(
         tool_version=__version__,
         facts={**prepared.facts, "data": str(config.data)},
         parameters={**config.parameters(), "n_jobs_effective": effective_n_jobs(config.n_jobs)},
-        extra={"output": config.out},
+        extra={
+            "output": config.out,
+            "fingerprint": _fingerprint(prepared, config) if config.out != "-" else None,
+        },
     )
     with terminate_as_exception():
         try:
@@ -183,12 +188,26 @@ class Rejects:
             writer.finish({"rejected_rows": self.count}, self.tables[0].schema)
 
 
-def _already_complete(config: ExplainConfig) -> bool:
+def _finished_output(config: ExplainConfig) -> bool:
     """With --resume, an output that exists with no interrupted work is a finished run."""
     if not config.resume or config.overwrite or config.out == "-":
         return False
     out = Path(config.out)
     return out.exists() and not work_folder(out).exists()
+
+
+def _check_same_run(config: ExplainConfig, fingerprint: dict) -> None:
+    """A finished output is only left alone if it came from this very run (same model,
+    data and parameters, per its manifest); otherwise it is not ours to skip or replace."""
+    try:
+        previous = json.loads(Path(config.out + ".manifest.json").read_text()).get("fingerprint")
+    except (OSError, ValueError):
+        previous = None
+    if previous != json.loads(json.dumps(fingerprint, default=str)):
+        raise UsageError(
+            f"output {config.out} exists from another run (different model, data or parameters, "
+            "or no manifest); pass --overwrite to replace it"
+        )
 
 
 def _manifest_path(config: ExplainConfig) -> Path | None:
