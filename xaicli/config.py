@@ -4,7 +4,7 @@ and the one place where option values are checked."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +56,6 @@ class ExplainConfig:
     on_invalid: str = "error"
     backend: str = "loky"
     scheduler: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def parameters(self) -> dict[str, Any]:
         """The configuration as JSON-ready values, for manifests."""
@@ -70,7 +69,7 @@ class ExplainConfig:
         return out
 
 
-FIELD_NAMES = tuple(f.name for f in fields(ExplainConfig) if f.name != "extra")
+FIELD_NAMES = tuple(f.name for f in fields(ExplainConfig))
 PATH_KEYS = ("model", "data", "out", "background", "manifest", "baseline")
 
 

@@ -20,9 +20,7 @@ from xaicli.errors import UsageError
 
 # job-file key -> configuration field, where they differ
 ALIASES = {"format": "out_format", "class": "classes", "id_col": "id_cols"}
-# keys that name options, not configuration fields
-INTERNAL = {"extra"}
-KEYS = (set(FIELD_NAMES) - {"out_format"} - INTERNAL) | {"format"}
+KEYS = (set(FIELD_NAMES) - {"out_format"}) | {"format"}
 LIST_KEYS = {"features", "id_cols", "classes"}
 BOOL_KEYS = {"discretize", "overwrite", "resume", "trust_model", "quiet"}
 INT_KEYS = {
