@@ -204,10 +204,13 @@ def test_version():
     assert result.exit_code == 0 and result.stdout.startswith("xai ")
 
 
-def test_closed_pipe_stops_quietly(case):
+def test_closed_pipe_stops_quietly(case, tmp_path):
     import subprocess
     import sys
 
+    # far more output than a pipe buffers, so writing must notice the reader is gone
+    rng = np.random.default_rng(6)
+    pd.DataFrame(rng.normal(size=(6000, 6)), columns=FEATURES).to_parquet(tmp_path / "many.parquet")
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -217,17 +220,15 @@ def test_closed_pipe_stops_quietly(case):
             "--model",
             str(case["model_path"]),
             "--data",
-            str(case["data_path"]),
+            str(tmp_path / "many.parquet"),
             "--out",
             "-",
             "--chunk-size",
-            "1",
+            "64",
             "--n-jobs",
             "1",
-            "--algorithm",
-            "kernel",
-            "--n-samples",
-            "20",
+            "--method",
+            "saliency",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

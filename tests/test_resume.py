@@ -108,7 +108,7 @@ def test_resume_refuses_a_changed_model(job, tmp_path):
 def test_sigterm_stops_promptly_and_says_how_to_resume(job, tmp_path):
     out = tmp_path / "out.parquet"
     work = tmp_path / ".out.parquet.xai-work"
-    proc = _start(job["args"], out)
+    proc = _start(job["args"] + ["--n-samples", "4000"], out)  # slow chunks: still running
     deadline = time.monotonic() + 60
     while (
         not (work.exists() and list(work.glob("chunk-*.parquet"))) and time.monotonic() < deadline
