@@ -195,3 +195,8 @@ def test_no_traceback_from_a_real_process(setup):
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "Traceback" not in proc.stderr
     assert proc.stdout == ""
+
+
+def test_kernel_budget_below_two_per_feature(setup):
+    result = _explain(setup, "--algorithm", "kernel", "--n-samples", "5")
+    _fails_cleanly(result, setup["out"], mentions="--n-samples")

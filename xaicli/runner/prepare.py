@@ -92,6 +92,15 @@ def prepare(config: ExplainConfig) -> Prepared:
             probe.model_input(background),
         )
         algorithm = choice.algorithm
+        if (
+            algorithm == "kernel"
+            and config.n_samples is not None
+            and config.n_samples < 2 * len(features)
+        ):
+            raise UsageError(
+                f"--n-samples must be at least 2 x {len(features)} features = {2 * len(features)} "
+                f"for Kernel SHAP; got {config.n_samples}"
+            )
         notes.append(f"SHAP algorithm: {algorithm} ({choice.reason})")
         if choice.hint:
             notes.append(choice.hint)
