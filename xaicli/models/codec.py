@@ -85,20 +85,20 @@ class FeatureCodec:
     def _encode_categorical(self, j: int, column: pa.Array) -> np.ndarray:
         if pa.types.is_dictionary(column.type):
             column = column.dictionary_decode()
-        values = column.to_pylist()
+        # one Python step per distinct value, not per row: Arrow lists the distinct values
+        # in order of first appearance, which keeps codes in that order too
+        encoded = column.dictionary_encode()
         lookup, categories = self._lookup[j], self.categories[j]
-        codes = np.empty(len(values), dtype=np.float64)
-        for i, value in enumerate(values):
-            if value is None:
-                codes[i] = np.nan
-                continue
+        mapping = np.empty(len(encoded.dictionary) + 1, dtype=np.float64)
+        for k, value in enumerate(encoded.dictionary.to_pylist()):
             code = lookup.get(value)
             if code is None:
-                code = len(categories)
-                lookup[value] = code
+                code = lookup[value] = len(categories)
                 categories.append(value)
-            codes[i] = code
-        return codes
+            mapping[k] = code
+        mapping[-1] = np.nan  # nulls
+        indices = encoded.indices.fill_null(len(encoded.dictionary)).to_numpy(zero_copy_only=False)
+        return mapping[indices]
 
     def snapshot(self) -> tuple[tuple[Any, ...], ...]:
         """The category lists as they are now: enough to decode every code issued so far."""
