@@ -49,12 +49,12 @@ class Chunk:
 
 
 def effective_n_jobs(n_jobs: int) -> int:
+    """Worker processes for ``--n-jobs``: joblib's convention (-1 = every core, -2 = all but
+    one, ...; 0 is taken as every core), at most four per core."""
     cores = os.cpu_count() or 1
-    return (
-        cores
-        if n_jobs in (0, -1)
-        else max(1, min(n_jobs, 4 * cores) if n_jobs > 0 else cores + 1 + n_jobs)
-    )
+    if n_jobs > 0:
+        return min(n_jobs, 4 * cores)
+    return cores if n_jobs == 0 else max(1, cores + 1 + n_jobs)
 
 
 def aligned_chunk_size(chunk_size: int) -> int:

@@ -7,7 +7,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 
 from xaicli import __version__
@@ -17,9 +16,14 @@ from xaicli.io.checkpoint import ChunkStore, data_fingerprint, work_folder
 from xaicli.io.layout import attribution_table
 from xaicli.io.manifest import build_manifest
 from xaicli.io.writer import TableWriter, check_destination, write_json_atomic
-from xaicli.methods.base import Attributions
-from xaicli.runner.execute import Timer, aligned_chunk_size, effective_n_jobs, run_chunks
-from xaicli.runner.prepare import EXTRAS, Prepared, prepare
+from xaicli.runner.execute import (
+    Timer,
+    aligned_chunk_size,
+    effective_n_jobs,
+    empty_result,
+    run_chunks,
+)
+from xaicli.runner.prepare import Prepared, prepare
 from xaicli.runner.signals import Terminated, terminate_as_exception
 
 NoteFn = Callable[[str], None]
@@ -51,8 +55,10 @@ def run_explain(
     check_destination(config.out, overwrite=config.overwrite or resuming or finished)
     timer = Timer()
     prepared = prepare(config)
+    # reads the data files' ends: once per run
+    fingerprint = _fingerprint(prepared, config) if config.out != "-" else None
     if finished:
-        _check_same_run(config, _fingerprint(prepared, config))
+        _check_same_run(config, fingerprint)
         return RunSummary(
             0, 0, 0.0, config.out, None, prepared.plan.method, prepared.plan.algorithm, skipped=True
         )
@@ -67,7 +73,7 @@ def run_explain(
         parameters={**config.parameters(), "n_jobs_effective": effective_n_jobs(config.n_jobs)},
         extra={
             "output": config.out,
-            "fingerprint": _fingerprint(prepared, config) if config.out != "-" else None,
+            "fingerprint": fingerprint,
         },
     )
     with terminate_as_exception():
@@ -86,7 +92,15 @@ def run_explain(
                     write_json_atomic(manifest_path, manifest)
 
             written = _compute_and_write(
-                prepared, config, manifest, on_progress, on_note, timer, rejects, companions
+                prepared,
+                config,
+                manifest,
+                fingerprint,
+                on_progress,
+                on_note,
+                timer,
+                rejects,
+                companions,
             )
         except (KeyboardInterrupt, Terminated) as stop:
             raise _interrupted(config, stop) from None
@@ -103,7 +117,7 @@ def run_explain(
 
 
 def _compute_and_write(
-    prepared, config, manifest, on_progress, on_note, timer, rejects, companions
+    prepared, config, manifest, fingerprint, on_progress, on_note, timer, rejects, companions
 ) -> int:
     """Write chunk tables in order as they arrive. To a file, each chunk is also committed
     to the work folder first, so a rerun with --resume recomputes only what is missing
@@ -113,7 +127,7 @@ def _compute_and_write(
     if config.out != "-":
         store = ChunkStore.open(
             Path(config.out),
-            _fingerprint(prepared, config),
+            fingerprint,
             resume=config.resume,
             overwrite=config.overwrite,
         )
@@ -200,7 +214,7 @@ def _check_same_run(config: ExplainConfig, fingerprint: dict) -> None:
     """A finished output is only left alone if it came from this very run (same model,
     data and parameters, per its manifest); otherwise it is not ours to skip or replace."""
     try:
-        previous = json.loads(Path(config.out + ".manifest.json").read_text()).get("fingerprint")
+        previous = json.loads(_manifest_path(config).read_text()).get("fingerprint")
     except (OSError, ValueError):
         previous = None
     if previous != json.loads(json.dumps(fingerprint, default=str)):
@@ -220,18 +234,15 @@ def _manifest_path(config: ExplainConfig) -> Path | None:
 
 def _empty_schema(prepared: Prepared, config: ExplainConfig):
     plan = prepared.plan
-    k, m = len(plan.output.names), len(plan.features)
-    empty = Attributions(
-        values=np.zeros((0, k, m)),
-        base_values=np.zeros((0, k)),
-        predictions=np.zeros((0, k)),
-        extras={name: np.zeros((0, k)) for name in EXTRAS.get(plan.method, ())},
-    )
     key_schema = (
         prepared.source.schema_of(prepared.key_columns)
         if prepared.key_columns
         else pa.schema([("row", pa.int64())])
     )
     return attribution_table(
-        empty, key_schema.empty_table(), plan.output.names, plan.features, config.layout
+        empty_result(plan),
+        key_schema.empty_table(),
+        plan.output.names,
+        plan.features,
+        config.layout,
     ).schema
