@@ -7,7 +7,10 @@ background row (the interventional, or marginal, expectation of Janzing et al. 2
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
+from numba import njit
 
 from xaicli.methods.base import (
     BoolArray,
@@ -42,20 +45,74 @@ def coalition_values(
     -------
     (n_rows, n_coalitions, n_outputs) the background mean of the model output.
     """
+    shared = masks.ndim == 2
+
+    def masks_of(block: slice) -> BoolArray:
+        return (masks[None] if shared else masks[block])[:, :, None, :]
+
+    return reduce_over_coalitions(
+        predict,
+        X,
+        background,
+        masks_of,
+        masks.shape[-2],
+        lambda block, values: values.mean(axis=2),
+        row_index=row_index,
+        max_eval_rows=max_eval_rows,
+    )
+
+
+def reduce_over_coalitions(
+    predict: PredictFn,
+    X: FloatArray,
+    background: FloatArray,
+    masks_of: Callable[[slice], BoolArray],
+    n_coalitions: int,
+    reduce: Callable[[slice, FloatArray], FloatArray],
+    *,
+    row_index: IntArray,
+    max_eval_rows: int = 200_000,
+) -> FloatArray:
+    """Model outputs on hybrid rows, reduced block by block so memory stays bounded.
+
+    ``masks_of(block)`` gives the masks of a block of rows, shape (g|1, C, B|1, M),
+    True = take x's value: one coalition per (row, slot, background row), so each
+    background row may have coalitions of its own. ``reduce(block, values)`` maps the
+    outputs (g, C, B, K) to the block's result (g, ...); results are concatenated.
+    """
     n_features = X.shape[1]
     n_background = background.shape[0]
-    shared = masks.ndim == 2
-    n_coalitions = masks.shape[-2]
-    blocks = []
-    for block in row_blocks(row_index, n_coalitions * n_background, max_eval_rows):
-        x = X[block]  # (g, M)
-        m = masks[None] if shared else masks[block]  # (g|1, C, M)
-        hybrid = np.where(
-            m[:, :, None, :], x[:, None, None, :], background[None, None, :, :]
-        )  # (g, C, B, M)
+    blocks = row_blocks(row_index, n_coalitions * n_background, max_eval_rows)
+    if not blocks:
+        raise ValueError("no rows to explain")
+    # one buffer for every block: writing into memory already mapped is several times
+    # faster than a fresh array of this size (page faults dominate otherwise)
+    largest = max(b.stop - b.start for b in blocks)
+    buffer = np.empty((largest, n_coalitions, n_background, n_features))
+    x_all = np.ascontiguousarray(X, dtype=np.float64)
+    z = np.ascontiguousarray(background, dtype=np.float64)
+    results = []
+    for block in blocks:
+        g = block.stop - block.start
+        hybrid = buffer[:g]  # (g, C, B, M)
+        _fill_hybrid(np.asarray(masks_of(block), dtype=np.bool_), x_all[block], z, hybrid)
         y = evaluate_in_blocks(predict, hybrid.reshape(-1, n_features), max_rows=max_eval_rows)
-        blocks.append(y.reshape(x.shape[0], n_coalitions, n_background, -1).mean(axis=2))
-    return np.concatenate(blocks, axis=0)
+        results.append(reduce(block, y.reshape(g, n_coalitions, n_background, -1)))
+    return np.concatenate(results, axis=0)
+
+
+@njit(cache=True)
+def _fill_hybrid(masks, x, background, out):  # type: ignore[no-untyped-def]
+    """out[i, c, b] = x[i] where masks[i, c, b] else background[b]; masks may have size 1
+    along rows (shared by all rows) or background rows (shared by the background)."""
+    mask_rows, n_coalitions, mask_background, n_features = masks.shape
+    for i in range(out.shape[0]):
+        mi = i if mask_rows > 1 else 0
+        for c in range(n_coalitions):
+            for b in range(out.shape[2]):
+                mb = b if mask_background > 1 else 0
+                for j in range(n_features):
+                    out[i, c, b, j] = x[i, j] if masks[mi, c, mb, j] else background[b, j]
 
 
 def background_mean(

@@ -1,17 +1,29 @@
 """Permutation SHAP: Shapley values as the average marginal contribution over orderings.
 
-Strumbelj & Kononenko 2014. Each sampled ordering is walked forwards and backwards
-(antithetic pairs, which cancel much of the variance); the per-ordering contributions
-telescope, so base + sum(phi) = f(x) holds exactly for any number of orderings. Orderings
-come from the row's own random stream (seed, row position).
+Strumbelj & Kononenko 2014. The game is the mean of one game per background row
+(v(S) = 1/B sum_b f(x_S, z_b[~S])), and so are its Shapley values; every background row
+walks orderings of its own, drawn independently, so the sampling errors of the B games
+average out instead of being repeated B times by one shared ordering. Each ordering is
+walked forwards and backwards (antithetic pairs, which cancel much of the variance); the
+contributions telescope, so base + sum(phi) = f(x) holds exactly for any number of
+orderings. Orderings come from the row's own random stream (seed, row position).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from xaicli.methods.base import Attributions, FloatArray, IntArray, PredictFn, predict_rows, row_rng
-from xaicli.methods.shap_common import background_mean, check_background, coalition_values
+from xaicli.methods.base import (
+    Attributions,
+    BoolArray,
+    FloatArray,
+    IntArray,
+    PredictFn,
+    evaluate_in_blocks,
+    predict_rows,
+    row_rng,
+)
+from xaicli.methods.shap_common import check_background, reduce_over_coalitions
 
 
 def default_n_samples(n_features: int) -> int:
@@ -37,42 +49,65 @@ def explain_permutation(
     n_rows, m = X.shape
     if m < 2:
         raise ValueError(f"permutation SHAP needs at least 2 features, got {m}")
+    n_background = background.shape[0]
     budget = default_n_samples(m) if n_samples is None else int(n_samples)
     n_pairs = max(1, budget // (2 * (m - 1)))
-    # ranks[r, p, i] = position of feature i in ordering p of row r; the reverse ordering
-    # of an antithetic pair has ranks m - 1 - rank.
-    ranks = np.empty((n_rows, 2 * n_pairs, m), dtype=np.int64)
-    for r in range(n_rows):
+    n_orders = 2 * n_pairs
+    f_background = evaluate_in_blocks(predict, background, max_rows=max_eval_rows)  # (B, K)
+    base = f_background.mean(axis=0)
+    fx = predict_rows(predict, X, row_index)  # (n, K)
+    prefix = np.arange(1, m)  # prefixes of size 1..M-1; sizes 0 and M are f(z_b) and f(x)
+
+    def ranks_of(r: int) -> IntArray:
+        """(P, B, M): position of each feature in each ordering of each background row;
+        the reverse ordering of an antithetic pair has ranks M - 1 - rank."""
         rng = row_rng(seed, int(row_index[r]))
-        orders = np.argsort(rng.random((n_pairs, m)), axis=1)
-        forward = np.argsort(orders, axis=1)
-        ranks[r, 0::2] = forward
-        ranks[r, 1::2] = m - 1 - forward
-    prefix = np.arange(1, m)  # prefixes of size 1..M-1; sizes 0 and M are v0 and f(x)
-    masks = ranks[:, :, None, :] < prefix[None, None, :, None]  # (n, P, M-1, M)
-    base = background_mean(predict, background, max_eval_rows=max_eval_rows)
-    fx = predict_rows(predict, X, row_index)
-    v = coalition_values(
+        forward = np.argsort(np.argsort(rng.random((n_pairs, n_background, m)), axis=2), axis=2)
+        ranks = np.empty((n_orders, n_background, m), dtype=np.int64)
+        ranks[0::2] = forward
+        ranks[1::2] = m - 1 - forward
+        return ranks
+
+    blocks: dict[int, IntArray] = {}
+
+    def masks_of(block: slice) -> BoolArray:
+        ranks = np.stack([ranks_of(r) for r in range(block.start, block.stop)])
+        blocks[block.start] = ranks
+        # (g, P, M-1, B, M) -> one coalition slot per (ordering, prefix size)
+        masks = ranks[:, :, None, :, :] < prefix[None, None, :, None, None]
+        return masks.reshape(len(ranks), n_orders * (m - 1), n_background, m)
+
+    def contributions(block: slice, v: FloatArray) -> FloatArray:
+        ranks = blocks.pop(block.start)  # (g, P, B, M)
+        g, n_out = v.shape[0], v.shape[-1]
+        v = v.reshape(g, n_orders, m - 1, n_background, n_out)
+        chain = np.concatenate(
+            [
+                np.broadcast_to(
+                    f_background[None, None, None], (g, n_orders, 1, n_background, n_out)
+                ),
+                v,
+                np.broadcast_to(
+                    fx[block][:, None, None, None, :], (g, n_orders, 1, n_background, n_out)
+                ),
+            ],
+            axis=2,
+        )  # (g, P, M+1, B, K): value of each prefix size
+        steps = np.diff(chain, axis=2)  # (g, P, M, B, K): step at each rank
+        # feature i receives the step at its rank
+        contrib = np.take_along_axis(steps, ranks.transpose(0, 1, 3, 2)[..., None], axis=2)
+        return contrib.mean(axis=(1, 3)).transpose(0, 2, 1)  # (g, K, M)
+
+    values = reduce_over_coalitions(
         predict,
         X,
         background,
-        masks.reshape(n_rows, -1, m),
+        masks_of,
+        n_orders * (m - 1),
+        contributions,
         row_index=row_index,
         max_eval_rows=max_eval_rows,
-    ).reshape(n_rows, 2 * n_pairs, m - 1, -1)  # (n, P, M-1, K)
-    n_out = fx.shape[1]
-    chain = np.concatenate(
-        [
-            np.broadcast_to(base, (n_rows, 2 * n_pairs, 1, n_out)),
-            v,
-            np.broadcast_to(fx[:, None, None, :], (n_rows, 2 * n_pairs, 1, n_out)),
-        ],
-        axis=2,
-    )  # (n, P, M+1, K): value of each prefix size
-    steps = np.diff(chain, axis=2)  # (n, P, M, K): contribution of the feature at each rank
-    # the feature with rank k receives step k
-    contrib = np.take_along_axis(steps, ranks[..., None], axis=2)  # (n, P, M, K)
-    values = contrib.mean(axis=1).transpose(0, 2, 1)  # (n, K, M)
+    )
     return Attributions(
         values=values, base_values=np.broadcast_to(base, fx.shape).copy(), predictions=fx
     )
