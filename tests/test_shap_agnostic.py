@@ -185,7 +185,9 @@ def saturated_classifier():
     rng = np.random.default_rng(4)
     X = rng.normal(size=(600, 9))
     y = (X[:, 0] + X[:, 1] * X[:, 2] - X[:, 3] + 0.5 * X[:, 4] > 0).astype(int)
-    model = GradientBoostingClassifier(n_estimators=200, learning_rate=0.3, max_depth=3, random_state=0).fit(X, y)
+    model = GradientBoostingClassifier(
+        n_estimators=200, learning_rate=0.3, max_depth=3, random_state=0
+    ).fit(X, y)
     return model, X[:40], X[300:306]
 
 
