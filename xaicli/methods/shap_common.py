@@ -95,7 +95,8 @@ def reduce_over_coalitions(
     for block in blocks:
         g = block.stop - block.start
         hybrid = buffer[:g]  # (g, C, B, M)
-        _fill_hybrid(np.asarray(masks_of(block), dtype=np.bool_), x_all[block], z, hybrid)
+        masks = np.ascontiguousarray(masks_of(block), dtype=np.bool_)
+        _fill_hybrid(masks, x_all[block], z, hybrid)
         y = evaluate_in_blocks(predict, hybrid.reshape(-1, n_features), max_rows=max_eval_rows)
         results.append(reduce(block, y.reshape(g, n_coalitions, n_background, -1)))
     return np.concatenate(results, axis=0)

@@ -143,7 +143,7 @@ def explain_kernel(
     P, q = kernel_operator(masks, weights)
     role = background_relabelling(n_features, background.shape[0], seed)  # (B, M)
     # feature j of background row b takes design column role[b, j]
-    masks_by_background = masks[:, role]  # (C, B, M)
+    masks_by_background = np.ascontiguousarray(masks[:, role])  # (C, B, M)
     f_background = evaluate_in_blocks(predict, background, max_rows=max_eval_rows)  # (B, K)
     base = f_background.mean(axis=0)
     fx = predict_rows(predict, X, row_index)  # (n, K)
