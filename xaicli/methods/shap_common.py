@@ -79,6 +79,10 @@ def reduce_over_coalitions(
     True = take x's value: one coalition per (row, slot, background row), so each
     background row may have coalitions of its own. ``reduce(block, values)`` maps the
     outputs (g, C, B, K) to the block's result (g, ...); results are concatenated.
+
+    The model sees a row's hybrids background row by background row: neighbouring rows
+    then differ in few features (consecutive steps of a permutation walk in one), which
+    makes tree models faster, their branches repeating from one row to the next.
     """
     n_features = X.shape[1]
     n_background = background.shape[0]
@@ -88,32 +92,33 @@ def reduce_over_coalitions(
     # one buffer for every block: writing into memory already mapped is several times
     # faster than a fresh array of this size (page faults dominate otherwise)
     largest = max(b.stop - b.start for b in blocks)
-    buffer = np.empty((largest, n_coalitions, n_background, n_features))
+    buffer = np.empty((largest, n_background, n_coalitions, n_features))
     x_all = np.ascontiguousarray(X, dtype=np.float64)
     z = np.ascontiguousarray(background, dtype=np.float64)
     results = []
     for block in blocks:
         g = block.stop - block.start
-        hybrid = buffer[:g]  # (g, C, B, M)
+        hybrid = buffer[:g]  # (g, B, C, M)
         masks = np.ascontiguousarray(masks_of(block), dtype=np.bool_)
         _fill_hybrid(masks, x_all[block], z, hybrid)
         y = evaluate_in_blocks(predict, hybrid.reshape(-1, n_features), max_rows=max_eval_rows)
-        results.append(reduce(block, y.reshape(g, n_coalitions, n_background, -1)))
+        y = y.reshape(g, n_background, n_coalitions, -1).transpose(0, 2, 1, 3)
+        results.append(reduce(block, y))
     return np.concatenate(results, axis=0)
 
 
 @njit(cache=True)
 def _fill_hybrid(masks, x, background, out):  # type: ignore[no-untyped-def]
-    """out[i, c, b] = x[i] where masks[i, c, b] else background[b]; masks may have size 1
+    """out[i, b, c] = x[i] where masks[i, c, b] else background[b]; masks may have size 1
     along rows (shared by all rows) or background rows (shared by the background)."""
     mask_rows, n_coalitions, mask_background, n_features = masks.shape
     for i in range(out.shape[0]):
         mi = i if mask_rows > 1 else 0
-        for c in range(n_coalitions):
-            for b in range(out.shape[2]):
-                mb = b if mask_background > 1 else 0
+        for b in range(out.shape[1]):
+            mb = b if mask_background > 1 else 0
+            for c in range(n_coalitions):
                 for j in range(n_features):
-                    out[i, c, b, j] = x[i, j] if masks[mi, c, mb, j] else background[b, j]
+                    out[i, b, c, j] = x[i, j] if masks[mi, c, mb, j] else background[b, j]
 
 
 def background_mean(
