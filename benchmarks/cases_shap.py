@@ -205,18 +205,64 @@ def mlp(ws: Workspace, sizes: Sizes) -> list[Row]:
 
 def gbc(ws: Workspace, sizes: Sizes) -> list[Row]:
     """30-feature boosted classifier, predict_proba of class 1: no exact method exists
-    (2^30 coalitions; no TreeSHAP for a sigmoid of trees). In the full run a few rows get
-    a high-budget reference: the mean of xai's kernel and permutation at 16x the budget,
-    with another seed (two independent estimators; their disagreement is reported)."""
-    model = fixtures.breast_cancer_model("gbc")
+    (2^30 coalitions; no TreeSHAP for a sigmoid of trees)."""
     rows_frame, background = fixtures.breast_cancer_split(sizes.shap_gbc_rows, sizes.background)
-    data = ws.dataset("gbc30", rows_frame, background)
-    path = ws.model("gbc30", model)
+    return sampled_case(
+        ws,
+        sizes,
+        key="gbc30",
+        label="GBC 30 feat proba",
+        model=fixtures.breast_cancer_model("gbc"),
+        rows_frame=rows_frame,
+        background=background,
+        method="predict_proba",
+        column=1,
+        fitted_on_frame=True,
+    )
+
+
+def mlp30(ws: Workspace, sizes: Sizes) -> list[Row]:
+    """30-feature MLP regressor: the sampling case on a neural network (with 10 features
+    shap's default budget enumerates every coalition, so only 30 features compare sampling)."""
+    return sampled_case(
+        ws,
+        sizes,
+        key="mlp30",
+        label="MLP 30 feat",
+        model=fixtures.tab30_mlp(),
+        rows_frame=fixtures.tab30_rows(sizes.shap_gbc_rows, seed=30),
+        background=fixtures.tab30_rows(sizes.background, seed=31),
+        method="predict",
+        column=None,
+        fitted_on_frame=False,
+    )
+
+
+def sampled_case(
+    ws: Workspace,
+    sizes: Sizes,
+    *,
+    key: str,
+    label: str,
+    model,
+    rows_frame,
+    background,
+    method: str,
+    column: int | None,
+    fitted_on_frame: bool,
+) -> list[Row]:
+    """A model with too many features for enumeration: xai's sampling against shap's at
+    shap's default budget, and the cheapest xai budget reaching shap Kernel's accuracy. In
+    the full run a few rows get a high-budget reference: the mean of xai's kernel and
+    permutation at 16x the budget, with another seed (two independent estimators; their
+    disagreement is reported)."""
+    data = ws.dataset(key, rows_frame, background)
+    path = ws.model(key, model)
     cols = data.columns
     m, n, n_bg = len(cols), sizes.shap_gbc_rows, sizes.background
     n_samples = budget(m)
     evals = {"kernel": kernel_evals, "permutation": permutation_evals}
-    f = model_function(model, "predict_proba", cols, column=1)
+    f = model_function(model, method, cols if fitted_on_frame else None, column=column)
     with one_core():
         auto = run_xai(ws, path, data, algorithm="auto")  # 30 features: sampling
         runs = {
@@ -230,21 +276,21 @@ def gbc(ws: Workspace, sizes: Sizes) -> list[Row]:
         def bound(algorithm: str) -> float:
             return predict_bound(
                 model,
-                "predict_proba",
+                method,
                 n * evals[algorithm](m, n_samples) * n_bg,
                 data,
                 layout="coalitions",
-                fitted_on_frame=True,
+                fitted_on_frame=fitted_on_frame,
             )
 
         bounds = {name: bound(name) for name in runs}
         reference, reference_spread = _high_budget_reference(
-            ws, path, data, sizes.shap_gbc_reference_rows, n_samples
+            ws, path, data, sizes.shap_gbc_reference_rows, n_samples, key
         )
         # smaller budgets: the cheapest run at least as accurate as shap's Kernel is the answer
         smaller: dict[tuple[str, int], XaiRun] = {}
         if reference is not None:
-            for fraction in GBC_FRACTIONS:
+            for fraction in SMALLER_BUDGETS:
                 for name in runs:
                     budget_s = max(2 * m + 2, int(n_samples * fraction))
                     smaller[(name, budget_s)] = run_xai(
@@ -270,11 +316,11 @@ def gbc(ws: Workspace, sizes: Sizes) -> list[Row]:
         else "no exact values for 30 features; error reference skipped in --quick"
     )
 
-    def sampled_row(label: str, run: XaiRun, vs_permutation: bool = False) -> Row:
+    def sampled_row(run_label: str, run: XaiRun, vs_permutation: bool = False) -> Row:
         algorithm = run.algorithm
         return Row(
             FAMILY,
-            f"GBC 30 feat proba: {label} n_samples={n_samples}",
+            f"{label}: {run_label} n_samples={n_samples}",
             n,
             xai_s=run.seconds,
             ref_name="shap Permutation" if vs_permutation else "shap Kernel",
@@ -318,7 +364,7 @@ def gbc(ws: Workspace, sizes: Sizes) -> list[Row]:
             1,
             Row(
                 FAMILY,
-                "GBC 30 feat proba: cheapest xai at shap Kernel accuracy"
+                f"{label}: cheapest xai at shap Kernel accuracy"
                 + (f" ({chosen[0]} n_samples={chosen[1]})" if chosen else " (none)"),
                 n,
                 xai_s=chosen[2].seconds if chosen else None,
@@ -341,16 +387,16 @@ def gbc(ws: Workspace, sizes: Sizes) -> list[Row]:
     return rows
 
 
-GBC_FRACTIONS = (0.5, 0.25, 0.125, 0.0625)  # of shap's default budget
+SMALLER_BUDGETS = (0.5, 0.25, 0.125, 0.0625)  # of shap's default budget
 
 
 def _high_budget_reference(
-    ws: Workspace, path, data: Dataset, n_rows: int, n_samples: int
+    ws: Workspace, path, data: Dataset, n_rows: int, n_samples: int, key: str
 ) -> tuple[np.ndarray | None, tuple[float, float] | None]:
     """The mean of two independent high-budget estimates, and how far apart they are."""
     if n_rows <= 0:
         return None, None
-    head = ws.dataset("gbc30-head", data.frame.head(n_rows), data.background)
+    head = ws.dataset(f"{key}-head", data.frame.head(n_rows), data.background)
     # another seed, so the reference does not share the timed runs' draws
     estimates = [
         run_xai(
@@ -361,4 +407,8 @@ def _high_budget_reference(
     return (estimates[0] + estimates[1]) / 2, relative_errors(estimates[0], estimates[1])
 
 
-CASES = [("1a SHAP on MLP (10 features)", mlp), ("1b SHAP on GBC proba (30 features)", gbc)]
+CASES = [
+    ("1a SHAP on MLP (10 features)", mlp),
+    ("1b SHAP on GBC proba (30 features)", gbc),
+    ("1c SHAP on MLP (30 features)", mlp30),
+]

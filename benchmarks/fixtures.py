@@ -31,6 +31,18 @@ def friedman_mlp():
         return model.fit(X, y)
 
 
+@cache
+def tab30_mlp():
+    """MLPRegressor(hidden (32,)) on tab30 data; fitted on numpy (no column names)."""
+    from sklearn.neural_network import MLPRegressor
+
+    X = tab30_rows(5000, seed=1).to_numpy()
+    model = MLPRegressor(hidden_layer_sizes=(32,), max_iter=300, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return model.fit(X, tab30_target(X))
+
+
 def tab30_rows(n: int, seed: int) -> pd.DataFrame:
     """30 standard-normal features; the first 8 drive the target of :func:`tab30_target`."""
     return pd.DataFrame(np.random.default_rng(seed).normal(size=(n, 30)), columns=columns(30))
