@@ -162,9 +162,11 @@ def mlp(ws: Workspace, sizes: Sizes) -> list[Row]:
             note=(
                 f"xai auto chose '{auto.algorithm}' (exact enumeration, the error reference); "
                 f"shap Kernel at nsamples={n_samples} enumerates all 2^10-2 coalitions too, so "
-                "no xai setting with fewer model calls is as accurate; with the same calls the "
-                "speedup cannot exceed shap time / predict-bound = "
+                "its values are exact to rounding; matching that needs every coalition of every "
+                "background row (any sampling error exceeds 1e-14), so no model-agnostic method "
+                "can beat shap time / predict-bound of those calls = "
                 + (f"{ref.kernel_s / best_bound:.2f}x" if best_bound else "n/a")
+                + "; the sampling comparison on an MLP is the 30-feature case"
             ),
         ),
         Row(
@@ -349,12 +351,12 @@ def sampled_case(
         rows.append(sampled_row("kernel", runs["kernel"]))
     rows.append(sampled_row("permutation", runs["permutation"], vs_permutation=True))
     if reference is not None:
-        # criterion: mean relative error (the max over a few rows is too noisy to rank on)
-        shap_mean = err["shap kernel"][1]
+        # at least as accurate as shap's Kernel: both the mean and the max relative error
+        shap_max, shap_mean = err["shap kernel"]
         tried = [(name, n_samples, run, err[name]) for name, run in runs.items()] + [
             (name, b, run, err[f"{name} n_samples={b}"]) for (name, b), run in smaller.items()
         ]
-        good = [t for t in tried if t[3][1] <= shap_mean]
+        good = [t for t in tried if t[3][1] <= shap_mean and t[3][0] <= shap_max]
         chosen = min(good, key=lambda t: t[2].seconds) if good else None
         tried_note = "; ".join(
             f"{name} n_samples={b}: {r.seconds:.2f} s, {format_errors(e)}"
@@ -372,7 +374,7 @@ def sampled_case(
                 ref_s=ref.kernel_s,
                 xai_accuracy=format_errors(chosen[3]) if chosen else "",
                 ref_accuracy=format_errors(err["shap kernel"]),
-                target="mean err <= shap Kernel's, >= 5x faster",
+                target="mean and max err <= shap Kernel's, >= 5x faster",
                 met=bool(chosen and ref.kernel_s / chosen[2].seconds >= 5),
                 note=f"shap Kernel at n_samples={n_samples}; xai tried {tried_note}",
             ),

@@ -48,7 +48,10 @@ IdCol = Annotated[
 Method = Annotated[str, Opt(help="auto | shap | lime | ig | saliency.")]
 Algorithm = Annotated[
     str,
-    Opt(help="SHAP algorithm: auto | tree | tree-path | linear | exact | kernel | permutation."),
+    Opt(
+        help="SHAP algorithm: auto (tree, else linear, else exact up to 12 features, else "
+        "permutation) | tree | tree-path | linear | exact | kernel | permutation."
+    ),
 ]
 Output = Annotated[str, Opt(help="What to explain: auto | proba | decision | predict.")]
 Class = Annotated[
