@@ -237,3 +237,53 @@ def test_kernel_gives_each_background_row_its_own_relabelling():
     assert all(sorted(r) == list(range(6)) for r in role)  # each a permutation
     assert len({r.tobytes() for r in role}) > 40  # nearly all distinct
     np.testing.assert_array_equal(role, background_relabelling(6, 50, seed=1))
+
+
+@pytest.mark.parametrize("explain", [explain_kernel, explain_permutation, explain_exact])
+def test_max_eval_rows_caps_one_rows_hybrids_without_changing_values(mlp, explain):
+    """A row whose coalitions x background exceed the cap is evaluated in slices: the
+    model never sees more rows per call than the cap, and the values are the same."""
+    model, background, rows = mlp
+    calls = []
+
+    def predict(A):
+        calls.append(len(A))
+        return model.predict(A)[:, None]
+
+    options = {} if explain is explain_exact else {"n_samples": 24, "seed": 2}
+    index = np.arange(len(rows))
+    whole = explain(predict, rows, background=background, row_index=index, **options)
+    calls.clear()
+    sliced = explain(
+        predict, rows, background=background, row_index=index, max_eval_rows=40, **options
+    )
+    assert max(calls) <= 40
+    np.testing.assert_allclose(sliced.values, whole.values, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("explain", [explain_kernel, explain_permutation])
+def test_max_eval_rows_bounds_the_memory_of_one_row(explain):
+    """With a large background a single row's hybrids exceed the cap; they are then built
+    a slice of coalitions at a time instead of all at once."""
+    import tracemalloc
+
+    rng = np.random.default_rng(5)
+    rows, background = rng.normal(size=(1, 20)), rng.normal(size=(400, 20))
+    weights = rng.normal(size=20) / 4
+
+    def peak(max_eval_rows):
+        tracemalloc.start()
+        explain(
+            lambda A: np.tanh(A @ weights)[:, None],
+            rows,
+            background=background,
+            row_index=np.arange(1),
+            n_samples=400,
+            max_eval_rows=max_eval_rows,
+        )
+        used = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        return used
+
+    # whole: about 400 coalitions x 400 background rows x 20 features x 8 bytes = 25 MB
+    assert peak(2_000) < 0.5 * peak(10**9)

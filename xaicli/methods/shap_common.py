@@ -89,21 +89,30 @@ def reduce_over_coalitions(
     blocks = row_blocks(row_index, n_coalitions * n_background, max_eval_rows)
     if not blocks:
         raise ValueError("no rows to explain")
+    # a row whose hybrids alone exceed max_eval_rows goes to the model in slices of its
+    # coalitions, so the cap bounds memory for any budget and background size
+    per_slice = max(1, min(n_coalitions, max_eval_rows // n_background))
+    largest = max(b.stop - b.start for b in blocks)
     # one buffer for every block: writing into memory already mapped is several times
     # faster than a fresh array of this size (page faults dominate otherwise)
-    largest = max(b.stop - b.start for b in blocks)
-    buffer = np.empty((largest, n_background, n_coalitions, n_features))
+    buffer = np.empty(largest * n_background * per_slice * n_features)
     x_all = np.ascontiguousarray(X, dtype=np.float64)
     z = np.ascontiguousarray(background, dtype=np.float64)
     results = []
     for block in blocks:
         g = block.stop - block.start
-        hybrid = buffer[:g]  # (g, B, C, M)
         masks = np.ascontiguousarray(masks_of(block), dtype=np.bool_)
-        _fill_hybrid(masks, x_all[block], z, hybrid)
-        y = evaluate_in_blocks(predict, hybrid.reshape(-1, n_features), max_rows=max_eval_rows)
-        y = y.reshape(g, n_background, n_coalitions, -1).transpose(0, 2, 1, 3)
-        results.append(reduce(block, y))
+        outputs = []
+        for c0 in range(0, n_coalitions, per_slice):
+            c1 = min(c0 + per_slice, n_coalitions)
+            hybrid = buffer[: g * n_background * (c1 - c0) * n_features].reshape(
+                g, n_background, c1 - c0, n_features
+            )
+            _fill_hybrid(np.ascontiguousarray(masks[:, c0:c1]), x_all[block], z, hybrid)
+            y = evaluate_in_blocks(predict, hybrid.reshape(-1, n_features), max_rows=max_eval_rows)
+            outputs.append(y.reshape(g, n_background, c1 - c0, -1))
+        y = np.concatenate(outputs, axis=2) if len(outputs) > 1 else outputs[0]
+        results.append(reduce(block, y.transpose(0, 2, 1, 3)))
     return np.concatenate(results, axis=0)
 
 
