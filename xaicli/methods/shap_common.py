@@ -130,13 +130,6 @@ def _fill_hybrid(masks, x, background, out):  # type: ignore[no-untyped-def]
                     out[i, b, c, j] = x[i, j] if masks[mi, c, mb, j] else background[b, j]
 
 
-def background_mean(
-    predict: PredictFn, background: FloatArray, *, max_eval_rows: int = 200_000
-) -> FloatArray:
-    """E[f(background)], shape (n_outputs,): the base value of every SHAP algorithm."""
-    return evaluate_in_blocks(predict, background, max_rows=max_eval_rows).mean(axis=0)
-
-
 def check_background(X: FloatArray, background: FloatArray) -> None:
     if X.ndim != 2 or background.ndim != 2 or X.shape[1] != background.shape[1]:
         raise ValueError(
