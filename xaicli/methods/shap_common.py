@@ -21,6 +21,11 @@ from xaicli.methods.base import (
     row_blocks,
 )
 
+#: ``hybrids(x, masks) -> (g, B, C, K)``: the model's outputs on the hybrid rows of x (g, M)
+#: and the background for masks (g|1, C, B|1, M), computed without building the rows
+#: (see ``xaicli.methods.shap_network``); None: build them and call ``predict``.
+HybridFn = Callable[[FloatArray, BoolArray], FloatArray]
+
 
 def coalition_values(
     predict: PredictFn,
@@ -30,6 +35,7 @@ def coalition_values(
     *,
     row_index: IntArray,
     max_eval_rows: int = 200_000,
+    hybrids: HybridFn | None = None,
 ) -> FloatArray:
     """Values v(S) of coalitions for each row.
 
@@ -59,6 +65,7 @@ def coalition_values(
         lambda block, values: values.mean(axis=2),
         row_index=row_index,
         max_eval_rows=max_eval_rows,
+        hybrids=hybrids,
     )
 
 
@@ -72,6 +79,7 @@ def reduce_over_coalitions(
     *,
     row_index: IntArray,
     max_eval_rows: int = 200_000,
+    hybrids: HybridFn | None = None,
 ) -> FloatArray:
     """Model outputs on hybrid rows, reduced block by block so memory stays bounded.
 
@@ -79,6 +87,7 @@ def reduce_over_coalitions(
     True = take x's value: one coalition per (row, slot, background row), so each
     background row may have coalitions of its own. ``reduce(block, values)`` maps the
     outputs (g, C, B, K) to the block's result (g, ...); results are concatenated.
+    ``hybrids``, when given, computes the outputs in place of building rows for ``predict``.
 
     The model sees a row's hybrids background row by background row: neighbouring rows
     then differ in few features (consecutive steps of a permutation walk in one), which
@@ -95,7 +104,7 @@ def reduce_over_coalitions(
     largest = max(b.stop - b.start for b in blocks)
     # one buffer for every block: writing into memory already mapped is several times
     # faster than a fresh array of this size (page faults dominate otherwise)
-    buffer = np.empty(largest * n_background * per_slice * n_features)
+    buffer = np.empty(0 if hybrids is not None else largest * n_background * per_slice * n_features)
     x_all = np.ascontiguousarray(X, dtype=np.float64)
     z = np.ascontiguousarray(background, dtype=np.float64)
     results = []
@@ -105,6 +114,9 @@ def reduce_over_coalitions(
         outputs = []
         for c0 in range(0, n_coalitions, per_slice):
             c1 = min(c0 + per_slice, n_coalitions)
+            if hybrids is not None:
+                outputs.append(hybrids(x_all[block], np.ascontiguousarray(masks[:, c0:c1])))
+                continue
             hybrid = buffer[: g * n_background * (c1 - c0) * n_features].reshape(
                 g, n_background, c1 - c0, n_features
             )

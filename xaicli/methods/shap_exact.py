@@ -14,7 +14,7 @@ from math import factorial
 import numpy as np
 
 from xaicli.methods.base import Attributions, FloatArray, IntArray, PredictFn
-from xaicli.methods.shap_common import check_background, coalition_values
+from xaicli.methods.shap_common import HybridFn, check_background, coalition_values
 
 MAX_FEATURES = 16  # 65,536 coalitions per row: beyond this enumeration is never sensible
 
@@ -45,6 +45,7 @@ def explain_exact(
     background: FloatArray,
     row_index: IntArray,
     max_eval_rows: int = 200_000,
+    hybrids: HybridFn | None = None,
 ) -> Attributions:
     """Exact interventional SHAP values of ``predict`` for the rows X (n_rows, M)."""
     check_background(X, background)
@@ -56,7 +57,13 @@ def explain_exact(
         )
     masks, weights = all_coalitions(n_features)
     v = coalition_values(
-        predict, X, background, masks, row_index=row_index, max_eval_rows=max_eval_rows
+        predict,
+        X,
+        background,
+        masks,
+        row_index=row_index,
+        max_eval_rows=max_eval_rows,
+        hybrids=hybrids,
     )  # (n, 2^M, K)
     values = np.einsum("mc,nck->nkm", weights, v)
     return Attributions(

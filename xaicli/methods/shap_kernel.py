@@ -34,7 +34,7 @@ from xaicli.methods.base import (
     evaluate_in_blocks,
     predict_rows,
 )
-from xaicli.methods.shap_common import check_background, reduce_over_coalitions
+from xaicli.methods.shap_common import HybridFn, check_background, reduce_over_coalitions
 
 DESIGN_STREAM = 0x4B53  # separates the design's random stream from the rows' streams
 
@@ -130,6 +130,7 @@ def explain_kernel(
     seed: int = 0,
     n_samples: int | None = None,
     max_eval_rows: int = 200_000,
+    hybrids: HybridFn | None = None,
 ) -> Attributions:
     """Kernel SHAP values (n_rows, n_outputs, M) of ``predict`` for the rows X (n_rows, M).
 
@@ -173,6 +174,7 @@ def explain_kernel(
         fit,
         row_index=row_index,
         max_eval_rows=max_eval_rows,
+        hybrids=hybrids,
     )
     return Attributions(
         values=values, base_values=np.broadcast_to(base, fx.shape).copy(), predictions=fx

@@ -23,7 +23,7 @@ from xaicli.methods.base import (
     predict_rows,
     row_rng,
 )
-from xaicli.methods.shap_common import check_background, reduce_over_coalitions
+from xaicli.methods.shap_common import HybridFn, check_background, reduce_over_coalitions
 
 
 def default_n_samples(n_features: int) -> int:
@@ -39,6 +39,7 @@ def explain_permutation(
     seed: int = 0,
     n_samples: int | None = None,
     max_eval_rows: int = 200_000,
+    hybrids: HybridFn | None = None,
 ) -> Attributions:
     """Permutation SHAP values (n_rows, n_outputs, M).
 
@@ -107,6 +108,7 @@ def explain_permutation(
         contributions,
         row_index=row_index,
         max_eval_rows=max_eval_rows,
+        hybrids=hybrids,
     )
     return Attributions(
         values=values, base_values=np.broadcast_to(base, fx.shape).copy(), predictions=fx

@@ -77,7 +77,8 @@ def _linear(plan, model, predictor, X, rows):
 def _exact(plan, model, predictor, X, rows):
     from xaicli.methods.shap_exact import explain_exact
 
-    return explain_exact(predictor, X, **_common(plan, rows))
+    hybrids = network_hybrids(plan, model, predictor)
+    return explain_exact(predictor, X, hybrids=hybrids, **_common(plan, rows))
 
 
 @register("shap", "kernel")
@@ -85,7 +86,12 @@ def _kernel(plan, model, predictor, X, rows):
     from xaicli.methods.shap_kernel import explain_kernel
 
     return explain_kernel(
-        predictor, X, seed=plan.seed, n_samples=plan.params.get("n_samples"), **_common(plan, rows)
+        predictor,
+        X,
+        seed=plan.seed,
+        n_samples=plan.params.get("n_samples"),
+        hybrids=network_hybrids(plan, model, predictor),
+        **_common(plan, rows),
     )
 
 
@@ -94,7 +100,12 @@ def _permutation(plan, model, predictor, X, rows):
     from xaicli.methods.shap_permutation import explain_permutation
 
     return explain_permutation(
-        predictor, X, seed=plan.seed, n_samples=plan.params.get("n_samples"), **_common(plan, rows)
+        predictor,
+        X,
+        seed=plan.seed,
+        n_samples=plan.params.get("n_samples"),
+        hybrids=network_hybrids(plan, model, predictor),
+        **_common(plan, rows),
     )
 
 
@@ -198,6 +209,41 @@ def _tree_inputs(plan: RunPlan, model: Any, predictor: ModelPredictor) -> Any:
         frame = predictor.model_input(plan.background)
         inputs = tree_inputs(model, plan.output.kind, frame, plan.features)
         _PREPARED[key] = (inputs, inputs.internal(frame))
+    return _PREPARED[key]
+
+
+def network_hybrids(plan: RunPlan, model: Any, predictor: ModelPredictor) -> Any:
+    """For a recognised perceptron, its outputs on hybrid rows computed from its layers
+    (``xaicli.methods.shap_network``); None for any other model. Once per worker."""
+    digest = hashlib.sha1(plan.background.tobytes()).hexdigest()
+    key = ("network", plan.model_key, plan.output, plan.features, plan.model_columns, digest)
+    if key not in _PREPARED:
+        from xaicli.methods.shap_network import (
+            HIDDEN_ACTIVATIONS,
+            OUTPUT_ACTIVATIONS,
+            DenseLayers,
+            NetworkHybrids,
+        )
+        from xaicli.models.network import FirstLayer, network_parts
+
+        parts = network_parts(model, plan.output.kind)
+        hybrids = None
+        if (
+            parts is not None
+            and parts.activation in HIDDEN_ACTIVATIONS
+            and parts.out_activation in OUTPUT_ACTIVATIONS
+        ):
+            first = FirstLayer(parts, predictor, plan.background[0])
+            layers = DenseLayers(
+                weights=parts.coefs[1:],
+                biases=parts.intercepts[1:],
+                hidden_activation=parts.activation,
+                output_activation=parts.out_activation,
+                two_class=parts.two_class,
+                columns=plan.output.columns,
+            )
+            hybrids = NetworkHybrids(layers, first.pre, first.terms, plan.background)
+        _PREPARED[key] = hybrids
     return _PREPARED[key]
 
 
