@@ -331,6 +331,20 @@ def bound_inputs(layout: str, X: np.ndarray, background: np.ndarray, n: int) -> 
     raise ValueError(f"unknown layout {layout!r}")
 
 
+def method_inputs(explain: Any, X: np.ndarray, background: np.ndarray, **options: Any):
+    """The rows a SHAP method sends to the model for the rows X, recorded by calling it
+    with a stand-in model: a tree's predict time depends on the values it is given (path
+    lengths, branch prediction), so the bound is timed on the very same rows."""
+    recorded: list[np.ndarray] = []
+
+    def record(rows: np.ndarray) -> np.ndarray:
+        recorded.append(np.array(rows))
+        return np.zeros((len(rows), 1))
+
+    explain(record, X, background=background, row_index=np.arange(len(X)), **options)
+    return np.concatenate(recorded)
+
+
 def predict_bound(
     model: Any,
     method: str,
@@ -339,13 +353,18 @@ def predict_bound(
     *,
     layout: str,
     fitted_on_frame: bool,
+    inputs: np.ndarray | None = None,
 ) -> float:
     """Seconds the model's own ``method`` takes over ``n_evals`` rows, called in blocks of
     BLOCK_ROWS like xai does, on its fitted input type (built outside the timer), with
-    inputs laid out as the method builds them (see :func:`bound_inputs`)."""
+    inputs laid out as the method builds them (see :func:`bound_inputs`), or the rows
+    ``inputs`` the method itself evaluated (see :func:`method_inputs`), repeated."""
     call = getattr(model, method)
     columns = data.columns if fitted_on_frame else None
-    block = bound_inputs(layout, data.X, data.B, min(n_evals, BLOCK_ROWS))
+    if inputs is not None:  # the method's own rows, repeated
+        block = inputs[np.arange(min(n_evals, BLOCK_ROWS)) % len(inputs)]
+    else:
+        block = bound_inputs(layout, data.X, data.B, min(n_evals, BLOCK_ROWS))
     data: Any = pd.DataFrame(block, columns=columns) if columns is not None else block
     full, rest = divmod(n_evals, BLOCK_ROWS)
     tail = (data.iloc[:rest] if columns is not None else data[:rest]) if rest else None

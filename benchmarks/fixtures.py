@@ -13,6 +13,16 @@ def columns(n_features: int) -> list[str]:
     return [f"x{j:02d}" for j in range(n_features)]
 
 
+class OpaqueModel:
+    """A fitted model behind a plain callable: xai sees a black box (no layers, no trees)."""
+
+    def __init__(self, model) -> None:
+        self.model = model
+
+    def __call__(self, X):
+        return self.model.predict(X)
+
+
 def friedman_rows(n: int, seed: int) -> pd.DataFrame:
     """make_friedman1 inputs: 10 uniform features on [0, 1] (5 of them informative)."""
     return pd.DataFrame(np.random.default_rng(seed).random((n, 10)), columns=columns(10))

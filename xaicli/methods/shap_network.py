@@ -130,15 +130,14 @@ def _low_bits(bits: int) -> np.ndarray:
     return np.log2(s & -s).astype(np.int64)
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=True)
 def _activate(a, kind):  # type: ignore[no-untyped-def]
     """In place on a (n, H): identity 0, relu 1, tanh 2, logistic 3, softmax 4, exp 5."""
     n, h = a.shape
     if kind == 1:
         for r in range(n):
             for k in range(h):
-                if a[r, k] < 0.0:
-                    a[r, k] = 0.0
+                a[r, k] = max(a[r, k], 0.0)
     elif kind == 2:
         for r in range(n):
             for k in range(h):
@@ -164,7 +163,7 @@ def _activate(a, kind):  # type: ignore[no-untyped-def]
                 a[r, k] = np.exp(a[r, k])
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=True)  # fastmath lets the row loops vectorise; no reductions
 def _network_outputs(  # type: ignore[no-untyped-def]
     masks,
     terms,
@@ -189,8 +188,18 @@ def _network_outputs(  # type: ignore[no-untyped-def]
     table = np.empty((offsets[n_groups], width))
     delta = np.empty((n_features, width))
     tile = np.empty((min(n_coalitions, 1024), width))
+    # codes[c, mb, q]: the table row of coalition c's members in group q
+    codes = np.empty((n_coalitions, masks.shape[2], n_groups), dtype=np.int64)
     for i in range(g):
-        mi = i if masks.shape[0] > 1 else 0
+        if i == 0 or masks.shape[0] > 1:
+            mi = i if masks.shape[0] > 1 else 0
+            for c in range(n_coalitions):
+                for mb in range(masks.shape[2]):
+                    for q in range(n_groups):
+                        code = 0
+                        for j in range(sizes[q]):  # without branches: masks are random
+                            code |= np.int64(masks[mi, c, mb, starts[q] + j]) << j
+                        codes[c, mb, q] = offsets[q] + code
         for b in range(n_background):
             mb = b if masks.shape[2] > 1 else 0
             for j in range(n_features):
@@ -210,19 +219,13 @@ def _network_outputs(  # type: ignore[no-untyped-def]
             for c0 in range(0, n_coalitions, tile.shape[0]):
                 n = min(tile.shape[0], n_coalitions - c0)
                 for t in range(n):
-                    c = c0 + t
-                    for q in range(n_groups):
-                        code = 0
-                        for j in range(sizes[q]):
-                            if masks[mi, c, mb, starts[q] + j]:
-                                code |= 1 << j
-                        row = offsets[q] + code
-                        if q == 0:
-                            for k in range(width):
-                                tile[t, k] = table[row, k]
-                        else:
-                            for k in range(width):
-                                tile[t, k] += table[row, k]
+                    row = codes[c0 + t, mb, 0]
+                    for k in range(width):
+                        tile[t, k] = table[row, k]
+                    for q in range(1, n_groups):
+                        row = codes[c0 + t, mb, q]
+                        for k in range(width):
+                            tile[t, k] += table[row, k]
                 a = tile[:n]
                 _activate(a, hidden)
                 for layer in range(n_layers):
