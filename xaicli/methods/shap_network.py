@@ -187,7 +187,7 @@ def _network_outputs(  # type: ignore[no-untyped-def]
     n_layers = len(weights)
     table = np.empty((offsets[n_groups], width))
     delta = np.empty((n_features, width))
-    tile = np.empty((min(n_coalitions, 1024), width))
+    tile = np.empty((min(n_coalitions, TILE), width))
     # codes[c, mb, q]: the table row of coalition c's members in group q
     codes = np.empty((n_coalitions, masks.shape[2], n_groups), dtype=np.int64)
     for i in range(g):
