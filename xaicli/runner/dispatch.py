@@ -200,9 +200,7 @@ def select_outputs(result: Attributions, columns: tuple[int, ...]) -> Attributio
 
 def _tree_inputs(plan: RunPlan, model: Any, predictor: ModelPredictor) -> Any:
     """The trees, their input mapping and the background in their input space; once per worker."""
-    # long-lived workers (Dask, or runs in one process) see other runs: key on all inputs
-    digest = hashlib.sha1(plan.background.tobytes()).hexdigest()
-    key = (plan.model_key, plan.output.kind, plan.features, plan.model_columns, digest)
+    key = ("tree", *_prepared_key(plan))
     if key not in _PREPARED:
         from xaicli.models.tree_inputs import tree_inputs
 
@@ -212,11 +210,17 @@ def _tree_inputs(plan: RunPlan, model: Any, predictor: ModelPredictor) -> Any:
     return _PREPARED[key]
 
 
+def _prepared_key(plan: RunPlan) -> tuple:
+    """What per-worker preparations depend on. Long-lived workers (Dask, or runs in one
+    process) see other runs: key on all inputs, the background by its digest."""
+    digest = hashlib.sha1(plan.background.tobytes()).hexdigest()
+    return (plan.model_key, plan.output, plan.features, plan.model_columns, digest)
+
+
 def network_hybrids(plan: RunPlan, model: Any, predictor: ModelPredictor) -> Any:
     """For a recognised perceptron, its outputs on hybrid rows computed from its layers
     (``xaicli.methods.shap_network``); None for any other model. Once per worker."""
-    digest = hashlib.sha1(plan.background.tobytes()).hexdigest()
-    key = ("network", plan.model_key, plan.output, plan.features, plan.model_columns, digest)
+    key = ("network", *_prepared_key(plan))
     if key not in _PREPARED:
         from xaicli.methods.shap_network import (
             HIDDEN_ACTIVATIONS,
