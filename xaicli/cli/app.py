@@ -2,17 +2,46 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 
 from xaicli import __version__
+from xaicli.cli.console import Reporter
 from xaicli.cli.explain import EXAMPLES, explain
 from xaicli.cli.run import EXAMPLES as RUN_EXAMPLES
 from xaicli.cli.run import run
 
+try:  # recent typer carries its own copy of click
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError
+except ImportError:  # pragma: no cover - typer on top of click
+    from click.exceptions import ClickException, NoArgsIsHelpError
+
+
+def _plain_flags(params: list) -> list:
+    # typer's rich help prints every option's value type, "<bool>" for a flag, which takes
+    # no value: an empty metavar leaves the type column blank for flags (--help included)
+    for param in params:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    return params
+
+
+class Command(TyperCommand):
+    def get_params(self, ctx):
+        return _plain_flags(super().get_params(ctx))
+
+
+class Group(TyperGroup):
+    def get_params(self, ctx):
+        return _plain_flags(super().get_params(ctx))
+
+
 app = typer.Typer(
     name="xai",
+    cls=Group,
     help="Explain machine-learning models in batch: per-row SHAP, LIME and Integrated Gradients tables.",
     no_args_is_help=True,
     rich_markup_mode="rich",
@@ -39,9 +68,44 @@ def root(
     """Explain machine-learning models in batch."""
 
 
-app.command("explain", epilog=EXAMPLES)(explain)
-app.command("run", epilog=RUN_EXAMPLES)(run)
+app.command("explain", cls=Command, epilog=EXAMPLES)(explain)
+app.command("run", cls=Command, epilog=RUN_EXAMPLES)(run)
 
 
 def main() -> None:
-    app()
+    """The console script: options that do not parse (an unknown option, ``--n-jobs x``)
+    become one ``xai: error:`` line, or a JSON ``error`` event, and exit 2, as every other
+    bad input does."""
+    args = sys.argv[1:]
+    try:
+        code = app(args=args, prog_name="xai", standalone_mode=False)
+    except NoArgsIsHelpError:  # bare `xai`: the help is already printed
+        code = 2
+    except ClickException as exc:
+        code = exc.exit_code
+        Reporter(log_format=log_format_of(args)).error(_usage_message(exc, args), code)
+    except typer.Abort:
+        code = 1
+        Reporter(log_format=log_format_of(args)).error("aborted", code)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def log_format_of(args: list[str]) -> str:
+    """--log-format from raw arguments: click stops at a bad option before it reads it."""
+    for position, arg in enumerate(args):
+        if arg == "--log-format=json" or (
+            arg == "--log-format" and args[position + 1 : position + 2] == ["json"]
+        ):
+            return "json"
+    return "text"
+
+
+def _usage_message(exc: ClickException, args: list[str]) -> str:
+    ctx = getattr(exc, "ctx", None)
+    if ctx is not None:
+        command = ctx.command_path
+    elif args and args[0] in ("explain", "run"):  # some parse errors carry no context
+        command = f"xai {args[0]}"
+    else:
+        command = "xai"
+    return f"{exc.format_message()} (see '{command} --help')"

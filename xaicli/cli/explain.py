@@ -6,6 +6,7 @@ from xaicli.cli import options as o
 from xaicli.cli.console import Reporter
 from xaicli.cli.guard import guarded
 from xaicli.config import build_config
+from xaicli.errors import UsageError
 
 EXAMPLES = """\
 [bold]Examples[/bold]
@@ -62,18 +63,25 @@ def explain(
     save_job: o.SaveJob = None,
     log_format: o.LogFormat = "text",
     quiet: o.Quiet = False,
+    verbose: o.Verbose = False,
     debug: o.Debug = False,
 ) -> None:
     """Compute per-row feature attributions and write them as a table."""
     values = dict(locals())
-    for key in ("save_job", "log_format", "debug", "no_discretize", "id_col", "class_"):
+    for key in ("save_job", "log_format", "verbose", "debug", "no_discretize", "id_col", "class_"):
         values.pop(key)
     values.update(id_cols=id_col, classes=class_, discretize=not no_discretize)
-    reporter = Reporter(quiet=quiet, log_format=log_format)
+    reporter = Reporter(quiet=quiet, log_format=log_format, verbose=verbose)
 
     def run() -> None:
         from xaicli.runner.explain import run_explain
 
+        missing = [name for name, value in (("--model", model), ("--data", data)) if not value]
+        if missing:
+            raise UsageError(
+                f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} required; "
+                "see 'xai explain --help'"
+            )
         config = build_config(values, name=option_name)
         if save_job is not None:
             from xaicli.jobfile import write_job

@@ -22,7 +22,8 @@ def guarded(debug: bool, action: Callable[[], T], reporter: Reporter | None = No
     """Run ``action``; without --debug, turn any failure into one line and an exit code."""
     reporter = reporter or Reporter()
     try:
-        return action()
+        with reporter.capturing_warnings():
+            return action()
     except BrokenPipeError:
         # the reader of stdout went away (`xai explain --out - | head`): stop quietly,
         # with the shell's code for a process ended by SIGPIPE

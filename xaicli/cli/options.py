@@ -146,4 +146,13 @@ LogFormat = Annotated[
     str, Opt(help="stderr messages: text | json (one JSON object per line, for log collectors).")
 ]
 Quiet = Annotated[bool, Opt("--quiet", "-q", help="Only errors on stderr.")]
+Verbose = Annotated[
+    bool,
+    Opt(
+        "--verbose",
+        "-v",
+        help="Print notes as they come, also when the run then stops on an error "
+        "(otherwise they wait until the work starts).",
+    ),
+]
 Debug = Annotated[bool, Opt("--debug", help="Show tracebacks.")]

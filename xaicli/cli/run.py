@@ -27,10 +27,11 @@ def run(
     ],
     log_format: o.LogFormat = "text",
     quiet: o.Quiet = False,
+    verbose: o.Verbose = False,
     debug: o.Debug = False,
 ) -> None:
     """Run every \\[\\[explain]] of a job file, in order; stop at the first failure."""
-    reporter = Reporter(quiet=quiet, log_format=log_format)
+    reporter = Reporter(quiet=quiet, log_format=log_format, verbose=verbose)
 
     def action() -> None:
         from xaicli.jobfile import load_job

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import builtins
+import warnings
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -53,7 +56,9 @@ def compute_chunk(
 ) -> Attributions:
     """Attributions for the encoded rows X (n_rows, n_features) at positions row_index."""
     model = cached_model(plan)  # first: loading may bring in BLAS/OpenMP libraries
-    with _one_blas_thread():
+    # extreme values (e.g. 1e308) overflow in the model's and the methods' arithmetic; the
+    # resulting inf/NaN are in the table and checked there, a numpy warning adds nothing
+    with _one_blas_thread(), np.errstate(all="ignore"):
         try:
             predictor = ModelPredictor(
                 model, plan.output, plan.features, plan.categorical, categories, plan.model_columns
@@ -63,3 +68,41 @@ def compute_chunk(
             raise
         except Exception as exc:
             raise RunFailure(f"{label} failed: {type(exc).__name__}: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class WorkerResult:
+    """A chunk computed in a worker process, with the warnings raised there."""
+
+    attributions: Attributions
+    warnings: tuple[tuple[str, str, str, int], ...]  # (category, message, file, line)
+
+
+def compute_chunk_in_worker(
+    plan: RunPlan,
+    X: np.ndarray,
+    row_index: np.ndarray,
+    categories: tuple[tuple[Any, ...], ...],
+    label: str,
+) -> WorkerResult:
+    """compute_chunk in a worker, whose stderr is not the command's: warnings are recorded
+    and travel back with the result, for the main process to report (see reissue)."""
+    with warnings.catch_warnings(record=True) as caught:
+        attributions = compute_chunk(plan, X, row_index, categories, label)
+    recorded = tuple(
+        (w.category.__name__, str(w.message), str(w.filename), int(w.lineno)) for w in caught
+    )
+    return WorkerResult(attributions, recorded)
+
+
+def reissue(result: Any, registry: dict) -> Any:
+    """A worker's result without its warnings, which are raised again in this process
+    (once per place in the code, through ``registry``)."""
+    if not isinstance(result, WorkerResult):
+        return result
+    for name, message, filename, lineno in result.warnings:
+        category = getattr(builtins, name, None)
+        if not (isinstance(category, type) and issubclass(category, Warning)):
+            category, message = UserWarning, f"{name}: {message}"
+        warnings.warn_explicit(message, category, filename, lineno, registry=registry)
+    return result.attributions

@@ -23,7 +23,12 @@ from xaicli.config import ExplainConfig
 from xaicli.errors import UsageError
 from xaicli.io.layout import ROW, attribution_table
 from xaicli.methods.base import ROW_GROUP, Attributions
-from xaicli.runner.compute import compute_chunk, remember_model
+from xaicli.runner.compute import (
+    compute_chunk,
+    compute_chunk_in_worker,
+    reissue,
+    remember_model,
+)
 from xaicli.runner.plan import RunPlan
 from xaicli.runner.prepare import Prepared
 from xaicli.runner.validate import invalid_mask, refuse
@@ -150,6 +155,7 @@ def run_chunks(
     from joblib import Parallel, delayed, parallel_config
 
     dispatched: deque[Chunk] = deque()
+    registry: dict = {}  # workers' warnings, reported once per place in the code
 
     def tasks():
         for chunk in chunks:
@@ -159,7 +165,7 @@ def run_chunks(
             elif not len(chunk.X):
                 yield delayed(empty_result)(plan)
             else:
-                yield delayed(compute_chunk)(
+                yield delayed(compute_chunk_in_worker)(
                     plan, chunk.X, chunk.rows, chunk.categories, chunk.label
                 )
 
@@ -167,13 +173,17 @@ def run_chunks(
         with dask_backend(config.scheduler, plan) as (n_workers, shipped):
             plan = shipped  # tasks() reads it: remote workers get the model object itself
             parallel = Parallel(n_jobs=-1, return_as="generator", pre_dispatch=f"{2 * n_workers}")
-            yield from tables((dispatched.popleft(), result) for result in parallel(tasks()))
+            yield from tables(
+                (dispatched.popleft(), reissue(result, registry)) for result in parallel(tasks())
+            )
         return
     with parallel_config(backend="loky", inner_max_num_threads=1), warnings.catch_warnings():
         # stopping early (an error, a closed pipe) cancels queued tasks; that is intended
         warnings.filterwarnings("ignore", message=".*tasks which were still being processed")
         parallel = Parallel(n_jobs=n_jobs, return_as="generator", pre_dispatch="2*n_jobs")
-        yield from tables((dispatched.popleft(), result) for result in parallel(tasks()))
+        yield from tables(
+            (dispatched.popleft(), reissue(result, registry)) for result in parallel(tasks())
+        )
 
 
 def _nothing() -> None:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 
 from xaicli import __version__
@@ -54,7 +55,8 @@ def run_explain(
     resuming = config.resume and config.out != "-" and work_folder(Path(config.out)).exists()
     check_destination(config.out, overwrite=config.overwrite or resuming or finished)
     timer = Timer()
-    prepared = prepare(config)
+    with np.errstate(all="ignore"):  # extreme values overflow in background statistics
+        prepared = prepare(config)
     # reads the data files' ends: once per run
     fingerprint = _fingerprint(prepared, config) if config.out != "-" else None
     if finished:
