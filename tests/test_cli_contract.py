@@ -4,6 +4,7 @@ as one line, notes held back on refused runs, list options with commas, help tex
 from __future__ import annotations
 
 import json
+import re
 
 import joblib
 import numpy as np
@@ -210,3 +211,134 @@ def test_flags_show_as_plain_flags_in_help(command):
     result = run_cli(*command, "--help")
     assert result.exit_code == 0
     assert "--help" in result.stdout and "<bool>" not in result.stdout
+
+
+# 21. names with a comma: repeat the option; 'a,b' is a shorthand unless a column is so named
+
+
+@pytest.fixture(scope="module")
+def comma_case(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("commas")
+    rng = np.random.default_rng(3)
+    data = pd.DataFrame(rng.normal(size=(40, 3)), columns=["w,1", "v", "u"])
+    data.insert(0, "id,key", [f"r{i}" for i in range(40)])
+    data.to_parquet(folder / "data.parquet", index=False)
+    module = folder / "scoring.py"
+    module.write_text(
+        "import numpy as np\n"
+        "def score(X):\n"
+        "    return np.asarray(X, dtype=float) @ np.array([1.0, 2.0, 3.0])\n"
+    )
+    return folder
+
+
+def _explain_commas(folder, out, *lists):
+    return run_cli(
+        "explain",
+        "--model",
+        f"{folder / 'scoring.py'}:score",
+        "--data",
+        folder / "data.parquet",
+        "--out",
+        out,
+        "--algorithm",
+        "exact",
+        "--background-size",
+        "10",
+        "--n-jobs",
+        "1",
+        *lists,
+    )
+
+
+def test_a_column_with_a_comma_is_named_whole(comma_case, tmp_path):
+    repeated = _explain_commas(
+        comma_case,
+        tmp_path / "a.parquet",
+        *("--features", "w,1", "--features", "v", "--features", "u", "--id-col", "id,key"),
+    )
+    assert repeated.exit_code == 0, repeated.stderr
+    table = pd.read_parquet(tmp_path / "a.parquet")
+    assert list(table.columns) == ["id,key", "output", "base_value", "prediction", "w,1", "v", "u"]
+    assert table["id,key"].tolist() == [f"r{i}" for i in range(40)]
+    # the comma shorthand still lists several columns next to a name with a comma
+    mixed = _explain_commas(
+        comma_case,
+        tmp_path / "b.parquet",
+        *("--features", "w,1", "--features", "v,u", "--id-col", "id,key"),
+    )
+    assert mixed.exit_code == 0, mixed.stderr
+    pd.testing.assert_frame_equal(table, pd.read_parquet(tmp_path / "b.parquet"))
+
+
+def test_save_job_round_trips_a_name_with_a_comma(comma_case, tmp_path):
+    job = tmp_path / "saved.toml"
+    first = _explain_commas(
+        comma_case,
+        tmp_path / "a.parquet",
+        *("--features", "w,1", "--features", "v,u", "--id-col", "id,key", "--save-job", job),
+    )
+    assert first.exit_code == 0, first.stderr
+    text = job.read_text()
+    assert 'features = ["w,1", "v", "u"]' in text and 'id_cols = ["id,key"]' in text
+    job.write_text(text.replace(str(tmp_path / "a.parquet"), str(tmp_path / "b.parquet")))
+    again = run_cli("run", job)
+    assert again.exit_code == 0, again.stderr
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(tmp_path / "a.parquet"), pd.read_parquet(tmp_path / "b.parquet")
+    )
+
+
+def test_job_file_list_items_are_names_and_a_string_is_the_shorthand(comma_case, tmp_path):
+    def job(features: str, out: str):
+        path = tmp_path / f"{out}.toml"
+        path.write_text(
+            "[[explain]]\n"
+            f'model = "{comma_case / "scoring.py"}:score"\n'
+            f'data = "{comma_case / "data.parquet"}"\n'
+            f'out = "{tmp_path / out}.parquet"\n'
+            f"features = {features}\n"
+            'id_cols = ["id,key"]\nalgorithm = "exact"\nbackground_size = 10\nn_jobs = 1\n'
+        )
+        return run_cli("run", path)
+
+    assert job('["w,1", "v", "u"]', "listed").exit_code == 0
+    literal = job('["w,1", "v,u"]', "literal")  # no column is named "v,u"
+    assert literal.exit_code == 2 and "v,u" in literal.stderr
+    shorthand = job('"w,1,v,u"', "shorthand")  # split: w, 1, v, u
+    assert shorthand.exit_code == 2 and "lacks" in shorthand.stderr
+
+
+def test_a_class_label_with_a_comma(tmp_path):
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(4)
+    X = pd.DataFrame(rng.normal(size=(90, 2)), columns=["a", "b"])
+    y = np.array(["yes, sure", "no", "maybe"])[
+        np.argmax(X.to_numpy() @ [[1, -1, 0], [0, 1, -1]], 1)
+    ]
+    joblib.dump(LogisticRegression().fit(X, y), tmp_path / "clf.joblib")
+    X.to_parquet(tmp_path / "x.parquet", index=False)
+    result = run_cli(
+        "explain",
+        "--model",
+        tmp_path / "clf.joblib",
+        "--data",
+        tmp_path / "x.parquet",
+        "--out",
+        tmp_path / "o.parquet",
+        "--class",
+        "yes, sure",
+        "--n-jobs",
+        "1",
+    )
+    assert result.exit_code == 0, result.stderr
+    assert set(pd.read_parquet(tmp_path / "o.parquet")["output"]) == {"yes, sure"}
+
+
+# 24. the help says that loading a pickle runs code
+
+
+def test_model_help_says_pickles_run_code():
+    result = run_cli("explain", "--help")
+    assert "runs its code" in re.sub(r"[\s│]+", " ", result.stdout)  # across wrapped lines

@@ -117,19 +117,38 @@ def build_config(values: dict[str, Any], *, name: Callable[[str], str]) -> Expla
             v[key] = Path(v[key])
     for key in ("features", "id_cols", "classes"):
         if key in v:
-            v[key] = split_list(v[key])
+            v[key] = list_entries(v[key])
     if "features" in v and not v["features"]:
         del v["features"]
     return ExplainConfig(**v)
 
 
-def split_list(value: Any) -> tuple[str, ...]:
-    """A list option: repeated values and/or comma-separated strings."""
+class ExactName(str):
+    """A column or class name to take whole, never split on commas (a job file's list item)."""
+
+    __slots__ = ()
+
+
+def list_entries(value: Any) -> tuple[str, ...]:
+    """A list option as given: one entry per repeated value (or a single string). Entries
+    are names or comma-separated shorthands, told apart by ``resolve_names`` once the
+    data's columns (or the model's classes) are known."""
     items = [value] if isinstance(value, str) else list(value or [])
-    out: list[str] = []
-    for item in items:
-        out.extend(part.strip() for part in str(item).split(",") if part.strip())
-    return tuple(out)
+    return tuple(item for item in items if str(item).strip())
+
+
+def resolve_names(entries: tuple[str, ...], known: Any) -> tuple[str, ...]:
+    """The names a list option means. An entry that names a known column (or class label)
+    exactly, or is an ExactName, is taken whole; any other is split on commas, so
+    ``--features "a,b"`` is the columns a and b unless a column is called "a,b"."""
+    known = set(known)
+    names: list[str] = []
+    for entry in entries:
+        if isinstance(entry, ExactName) or entry in known:
+            names.append(str(entry))
+        else:
+            names.extend(part.strip() for part in entry.split(",") if part.strip())
+    return tuple(names)
 
 
 def _output(out: str | None, data: Path, fmt: str | None, name) -> tuple[str, str]:

@@ -15,7 +15,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from xaicli.config import FIELD_NAMES, PATH_KEYS, ExplainConfig, build_config
+from xaicli.config import FIELD_NAMES, PATH_KEYS, ExactName, ExplainConfig, build_config
 from xaicli.errors import UsageError
 
 # job-file key -> configuration field, where they differ
@@ -80,10 +80,10 @@ def _check_type(key: str, value: Any, name) -> Any:
         return UsageError(f"{name(key)} must be {expected}; got {value!r}")
 
     if key in LIST_KEYS:
-        if isinstance(value, str) or (
-            isinstance(value, list) and all(isinstance(v, str) for v in value)
-        ):
-            return value
+        if isinstance(value, str):
+            return value  # the comma shorthand, as on the command line
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return [ExactName(v) for v in value]  # list items are names, commas included
         raise bad("a string or a list of strings")
     if key in BOOL_KEYS:
         if not isinstance(value, bool):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from xaicli.cli import options as o
 from xaicli.cli.console import Reporter
 from xaicli.cli.guard import guarded
@@ -83,12 +85,20 @@ def explain(
                 "see 'xai explain --help'"
             )
         config = build_config(values, name=option_name)
-        if save_job is not None:
-            from xaicli.jobfile import write_job
-
-            write_job(save_job, [config])
         with reporter.progress() as progress:
-            summary = run_explain(config, on_note=reporter.note, progress=progress)
+            summary = run_explain(
+                config, on_note=reporter.note, progress=progress, on_prepared=_job_saver(save_job)
+            )
         reporter.summary(summary)
 
     guarded(debug, run, reporter)
+
+
+def _job_saver(save_job: Path | None):
+    """--save-job writes the run once its checks pass, with names as resolved from the data
+    (a list item in a job file is a name, commas included)."""
+    if save_job is None:
+        return None
+    from xaicli.jobfile import write_job
+
+    return lambda config: write_job(save_job, [config])

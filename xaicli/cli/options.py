@@ -12,7 +12,9 @@ Opt = typer.Option
 Model = Annotated[
     str | None,
     Opt(
-        help="Required. Model: .joblib/.pkl/.pickle/.skops file, or module.path:attr / file.py:attr.",
+        help="Required. Model: .joblib/.pkl/.pickle/.skops file, or module.path:attr / file.py:attr. "
+        "Loading a pickle/joblib file or a .py file runs its code: only load files you trust "
+        "(.skops files are checked).",
         show_default=False,
     ),
 ]
@@ -33,7 +35,8 @@ Out = Annotated[
 Features = Annotated[
     list[str] | None,
     Opt(
-        help="Model input columns, comma-separated. Default: the model's fitted names, else every non-id column.",
+        help="Model input column (repeatable; 'a,b' is a shorthand for a and b, unless a column "
+        "is named exactly 'a,b'). Default: the model's fitted names, else every non-id column.",
         show_default=False,
     ),
 ]
@@ -41,7 +44,8 @@ IdCol = Annotated[
     list[str] | None,
     Opt(
         "--id-col",
-        help="Column copied into the output to join it back (repeatable). Default: a 'row' position column.",
+        help="Column copied into the output to join it back (repeatable; commas as in "
+        "--features). Default: a 'row' position column.",
         show_default=False,
     ),
 ]
@@ -58,7 +62,8 @@ Class = Annotated[
     list[str] | None,
     Opt(
         "--class",
-        help="Class label to explain (repeatable). Default: the positive class of a binary classifier, every class otherwise.",
+        help="Class label to explain (repeatable; commas as in --features, against the model's "
+        "labels). Default: the positive class of a binary classifier, every class otherwise.",
         show_default=False,
     ),
 ]

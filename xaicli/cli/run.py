@@ -23,7 +23,11 @@ EXAMPLES = """\
 def run(
     job: Annotated[
         Path,
-        typer.Argument(help="The job file (TOML) with \\[\\[explain]] tables.", show_default=False),
+        typer.Argument(
+            help="The job file (TOML) with \\[\\[explain]] tables. It names models to load "
+            "(pickles and .py files run code, trust_model lifts the .skops check): treat it like code.",
+            show_default=False,
+        ),
     ],
     log_format: o.LogFormat = "text",
     quiet: o.Quiet = False,

@@ -49,7 +49,10 @@ def run_explain(
     *,
     on_note: NoteFn | None = None,
     progress: ProgressFactory | None = None,
+    on_prepared: Callable[[ExplainConfig], None] | None = None,
 ) -> RunSummary:
+    """Explain the data of ``config``. ``on_prepared`` receives the configuration as
+    resolved against the data (list options as names) once every check has passed."""
     finished = _finished_output(config)
     # an interrupted run may have renamed its output into place before it could tidy up
     resuming = config.resume and config.out != "-" and work_folder(Path(config.out)).exists()
@@ -57,6 +60,9 @@ def run_explain(
     timer = Timer()
     with np.errstate(all="ignore"):  # extreme values overflow in background statistics
         prepared = prepare(config)
+    config = prepared.config
+    if on_prepared is not None:
+        on_prepared(config)
     # reads the data files' ends: once per run
     fingerprint = _fingerprint(prepared, config) if config.out != "-" else None
     if finished:

@@ -4,13 +4,13 @@ on the user's input runs here, before any work starts."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from xaicli.config import ExplainConfig
+from xaicli.config import ExplainConfig, resolve_names
 from xaicli.errors import DataError, UsageError, XaiError
 from xaicli.io.layout import ROW, check_names
 from xaicli.io.tables import TableSource, open_table
@@ -41,15 +41,19 @@ class Prepared:
     notes: list[str]
     facts: dict[str, Any]  # for the manifest
     invalid: InvalidPolicy
+    config: ExplainConfig  # list options resolved to names (see resolve_names)
 
 
 def prepare(config: ExplainConfig) -> Prepared:
     source = open_table(config.data)
+    config = _resolve_lists(config, source.schema.names)
     missing_ids = [c for c in config.id_cols if c not in source.schema.names]
     if missing_ids:
         raise DataError(f"id column {missing_ids[0]!r} is not in {config.data}")
     model_source = ModelSource(config.model, trust=config.trust_model)
     model = load_model(model_source)
+    labels = [str(c) for c in getattr(model, "classes_", [])]
+    config = replace(config, classes=resolve_names(config.classes, labels))
     features = _features(config, source, model)
     model_columns = model_feature_names(model)
     n_rows = source.count_rows()
@@ -147,7 +151,15 @@ def prepare(config: ExplainConfig) -> Prepared:
         "background_source": str(config.background) if config.background else "sample of the data",
     }
     return Prepared(
-        plan, source, codec, model, n_rows, tuple(config.id_cols), notes, facts, invalid
+        plan, source, codec, model, n_rows, tuple(config.id_cols), notes, facts, invalid, config
+    )
+
+
+def _resolve_lists(config: ExplainConfig, columns: list[str]) -> ExplainConfig:
+    """--id-col and --features as column names of this data."""
+    features = resolve_names(config.features, columns) if config.features else None
+    return replace(
+        config, id_cols=resolve_names(config.id_cols, columns), features=features or None
     )
 
 
