@@ -4,7 +4,8 @@ on the user's input runs here, before any work starts."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +108,7 @@ def prepare(config: ExplainConfig) -> Prepared:
     elif config.algorithm != "auto":
         raise UsageError(f"--algorithm applies to --method shap, not {method}")
     if method == "lime":
+        invalid = _check_lime(config, invalid, background, codec, features)
         params.update(
             kernel_width=config.kernel_width,
             discretize=config.discretize,
@@ -117,6 +119,7 @@ def prepare(config: ExplainConfig) -> Prepared:
         params["scale"] = _spread(background, codec.categorical_mask)
     if method == "ig":
         params["baselines"] = _baselines(config, codec, background, features)
+        _check_baselines(params["baselines"], codec.categorical_mask, invalid, features, config)
         params["steps"] = config.steps
     check_names(features, config.id_cols, EXTRAS.get(method, ()), config.layout)
 
@@ -223,11 +226,62 @@ def _background_table(
     return source.take(positions, features)
 
 
-def _spread(background: np.ndarray, categorical: np.ndarray) -> np.ndarray:
-    """Each feature's standard deviation in the background (1 where it is 0 or categorical)."""
-    scale = (
-        np.nanstd(background, axis=0) if background.shape[0] > 1 else np.ones(background.shape[1])
+def _numbers(background: np.ndarray) -> np.ndarray:
+    """The background with its NaN and infinite values as NaN, for nan-statistics."""
+    return np.where(np.isfinite(background), background, np.nan)
+
+
+def _check_lime(config, invalid, background, codec, features) -> InvalidPolicy:
+    """LIME's own limits; returns the invalid-row policy for its run."""
+    if config.n_samples is not None and config.n_samples < 2:
+        raise UsageError(
+            f"--n-samples must be at least 2 for LIME: the first sample is the row itself, "
+            f"and the surrogate needs at least one neighbour; got {config.n_samples}"
+        )
+    if config.discretize:
+        return invalid
+    # Without discretization a feature is a z-score, which NaN and infinity do not have.
+    numeric = np.flatnonzero(~codec.categorical_mask)
+    empty = numeric[~np.isfinite(background[:, numeric]).any(axis=0)]
+    if empty.size:
+        raise DataError(
+            f"LIME with --no-discretize fits a Gaussian to each column's background values, "
+            f"and column {features[empty[0]]!r} has none; drop --no-discretize or pass a "
+            "--background with values in it"
+        )
+    if not (invalid.takes_nan or invalid.takes_inf):
+        return invalid  # the model refuses them anyway
+    return replace(
+        invalid,
+        takes_nan=False,
+        takes_inf=False,
+        refuser="LIME with --no-discretize",
+        advice="drop --no-discretize (a missing value is then a bin of its own), ",
     )
+
+
+def _check_baselines(baselines, categorical, invalid, features, config) -> None:
+    """Baselines from a file must hold only values the model takes."""
+    bad, reasons = invalid_mask(baselines, categorical, invalid)
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        column = features[int(np.flatnonzero(~np.isfinite(baselines[first]) & ~categorical)[0])]
+        raise DataError(
+            f"baseline {config.baseline} has a {reasons[0]} in column {column!r} (row {first}), "
+            "which the model cannot take; fill it in"
+        )
+
+
+def _spread(background: np.ndarray, categorical: np.ndarray) -> np.ndarray:
+    """Each feature's standard deviation over the background's finite values (1 where it
+    is 0, undefined or categorical)."""
+    with warnings.catch_warnings():  # a column without numbers: NaN, replaced by 1 below
+        warnings.simplefilter("ignore", RuntimeWarning)
+        scale = (
+            np.nanstd(_numbers(background), axis=0)
+            if background.shape[0] > 1
+            else np.ones(background.shape[1])
+        )
     scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
     scale[categorical] = 1.0
     return scale
@@ -242,11 +296,12 @@ def _baselines(
         if kind == "zero":
             row = np.zeros(background.shape[1])
         else:
-            row = (
-                np.nanmean(background, axis=0)
-                if kind == "mean"
-                else np.nanmedian(background, axis=0)
-            )
+            # Over the finite values; a column with none gets NaN, which IG's path
+            # switches at mid-path (the model takes NaN, or its rows were left out).
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                average = np.nanmean if kind == "mean" else np.nanmedian
+                row = average(_numbers(background), axis=0)
         for j in np.flatnonzero(
             categorical
         ):  # a category cannot be averaged: take the most frequent
