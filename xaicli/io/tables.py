@@ -270,14 +270,20 @@ def _csv_value_error(
     row = 0
     try:
         for batch in _open_csv(source.path, as_text, include=typed, strings_can_be_null=True):
+            start = max(0, offset - row)  # the rows before ``offset`` were read fine
+            found = []  # (position in the batch, column, value)
             for name in typed:
-                found = _first_unparsed(batch.column(name), source.schema.field(name).type)
-                if found is not None and row + found[0] >= offset:
-                    return DataError(
-                        f"column {name!r} of {source.path} holds {found[1]!r} at row "
-                        f"{row + found[0]}, which is not {_type_words(source, name)} like "
-                        "the rows before it; fix the value, or leave the column out with --features"
-                    )
+                column = batch.column(name).slice(start)
+                bad = _first_unparsed(column, source.schema.field(name).type)
+                if bad is not None:
+                    found.append((start + bad[0], name, bad[1]))
+            if found:
+                position, name, value = min(found)
+                return DataError(
+                    f"column {name!r} of {source.path} holds {value!r} at row {row + position}, "
+                    f"which is not {_type_words(source, name)} like the rows before it; "
+                    "fix the value"
+                )
             row += batch.num_rows
     except (pa.ArrowInvalid, OSError):
         pass
