@@ -9,12 +9,15 @@ is then refused before the first row is computed or written.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pyarrow as pa
 
+from xaicli.errors import DataError, XaiError
 from xaicli.io.tables import TableSource
+from xaicli.models.codec import FeatureCodec
+from xaicli.runner.validate import InvalidPolicy, refuse
 
 SCAN_BATCH_ROWS = 1 << 16
 
@@ -101,3 +104,88 @@ def reads_as_number(value: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _text_numbers(codec: FeatureCodec, background: np.ndarray) -> dict[int, bool]:
+    """Text feature columns whose background holds numbers: column index -> True when every
+    non-null background value reads as a number (numbers stored as text), False when
+    numbers and other text mix."""
+    found = {}
+    for j in np.flatnonzero(codec.categorical_mask):
+        codes = np.unique(background[:, j][~np.isnan(background[:, j])]).astype(np.intp)
+        values = [codec.categories[j][k] for k in codes]
+        if not values or not all(isinstance(v, str) for v in values):
+            continue
+        numbers = [reads_as_number(v) for v in values]
+        if any(numbers):
+            found[int(j)] = all(numbers)
+    return found
+
+
+def numbers_as_text_notes(codec: FeatureCodec, background: np.ndarray) -> list[str]:
+    return [
+        f"column {codec.names[j]!r} holds numbers stored as text; it is explained as "
+        "categorical (each distinct value a category), which is slower and rules out "
+        "TreeSHAP: store it as numbers if the model takes numbers"
+        for j, all_numbers in _text_numbers(codec, background).items()
+        if all_numbers
+    ]
+
+
+def check_text_values(probe, scan: DataScan, codec, background, data) -> None:
+    """A text column holding numbers in the background may hold other text further on
+    ('abc' among numbers): give the model its first such value now, not mid-run."""
+    for j in _text_numbers(codec, background):
+        name = codec.names[j]
+        if name not in scan.first_text:
+            continue
+        row, value = scan.first_text[name]
+        categories = list(codec.snapshot())
+        categories[j] = (*categories[j], value)
+        X = background[:1].copy()
+        X[0, j] = len(categories[j]) - 1
+        try:
+            replace(probe, categories=tuple(categories)).raw(X)
+        except XaiError:
+            raise
+        except Exception as exc:
+            raise DataError(
+                f"column {name!r} of {data} holds numbers, but {value!r} at row {row}, which "
+                f"the model cannot take ({type(exc).__name__}: {_first_line(exc)}); "
+                "fix the value, or leave the row out"
+            ) from exc
+
+
+def mixed_text_hint(scan: DataScan, codec: FeatureCodec, background: np.ndarray) -> str:
+    mixed = [codec.names[j] for j, numbers in _text_numbers(codec, background).items()]
+    mixed = [name for name in mixed if name in scan.first_text]
+    if not mixed:
+        return ""
+    row, value = scan.first_text[mixed[0]]
+    return f"column {mixed[0]!r} holds numbers but also {value!r} (row {row}); "
+
+
+def refuse_invalid_rows(
+    scan: DataScan, invalid: InvalidPolicy, source: TableSource, id_cols
+) -> None:
+    """With --on-invalid error, the first row the model cannot take stops the run now,
+    before anything is computed or written."""
+    if invalid.on_invalid != "error":
+        return
+    found = []
+    if scan.first_nan is not None and not invalid.takes_nan:
+        found.append((scan.first_nan.row, "NaN", scan.first_nan))
+    if scan.first_inf is not None and not invalid.takes_inf:
+        found.append((scan.first_inf.row, "infinite value", scan.first_inf))
+    if not found:
+        return
+    row, reason, bad = min(found, key=lambda item: item[0])  # NaN first on a tie, as per row
+    key = row
+    if id_cols:
+        key = source.take(np.array([row]), id_cols[:1]).column(0)[0].as_py()
+    raise refuse(row, key, reason, list(bad.columns))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
