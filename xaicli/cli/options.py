@@ -41,7 +41,7 @@ IdCol = Annotated[
     list[str] | None,
     Opt(
         "--id-col",
-        help="Column copied into the output to join it back (repeatable). Default: a 'row' position column.",
+        help="Column copied unchanged into the output to join it back (repeatable; read from CSV as text, exactly as written). Default: a 'row' position column.",
         show_default=False,
     ),
 ]

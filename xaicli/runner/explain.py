@@ -55,7 +55,7 @@ def run_explain(
     check_destination(config.out, overwrite=config.overwrite or resuming or finished)
     timer = Timer()
     prepared = prepare(config)
-    # reads the data files' ends: once per run
+    # reads every byte of the data files: once per run, and only when writing to a file
     fingerprint = _fingerprint(prepared, config) if config.out != "-" else None
     if finished:
         _check_same_run(config, fingerprint)

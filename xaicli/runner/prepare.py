@@ -25,6 +25,13 @@ from xaicli.models.codec import FeatureCodec
 from xaicli.models.loader import ModelSource, load_model, model_fingerprint
 from xaicli.runner.choose import choose_shap_algorithm
 from xaicli.runner.plan import RunPlan
+from xaicli.runner.scan import (
+    check_text_values,
+    mixed_text_hint,
+    numbers_as_text_notes,
+    refuse_invalid_rows,
+    scan_data,
+)
 from xaicli.runner.validate import InvalidPolicy, invalid_mask, probe_non_finite
 
 BACKGROUND_STREAM = 0xBA5E  # the background sample's random stream, apart from the rows'
@@ -45,18 +52,20 @@ class Prepared:
 
 
 def prepare(config: ExplainConfig) -> Prepared:
-    source = open_table(config.data)
+    source = open_table(config.data, text_columns=config.id_cols)
     missing_ids = [c for c in config.id_cols if c not in source.schema.names]
     if missing_ids:
         raise DataError(f"id column {missing_ids[0]!r} is not in {config.data}")
     model_source = ModelSource(config.model, trust=config.trust_model)
     model = load_model(model_source)
     features = _features(config, source, model)
+    source = source.check_columns([*features, *config.id_cols], exact=config.id_cols)
     model_columns = model_feature_names(model)
-    n_rows = source.count_rows()
+    codec = FeatureCodec.from_schema(source.schema, features)
+    scan = scan_data(source, features, codec.categorical)
+    n_rows = scan.n_rows
     if n_rows == 0:
         raise DataError(f"{config.data} has no rows")
-    codec = FeatureCodec.from_schema(source.schema, features)
     background_table = _background_table(config, source, features, n_rows)
     background = codec.encode(background_table)
 
@@ -73,8 +82,11 @@ def prepare(config: ExplainConfig) -> Prepared:
     except Exception as exc:
         raise DataError(
             f"the model cannot take the data's columns ({type(exc).__name__}: {_line(exc)}); "
-            "check --features and the column types"
+            f"{mixed_text_hint(scan, codec, background)}check --features and the column types"
         ) from exc
+    notes.extend(numbers_as_text_notes(codec, background))
+    check_text_values(probe, scan, codec, background, config.data)
+    refuse_invalid_rows(scan, invalid, source, config.id_cols)
     if not output.columns:  # a callable or a regressor: one output per column it returns
         output = columns_output_spec(output.kind, raw.shape[1], config.classes)
     if not np.all(np.isfinite(raw)):
@@ -155,23 +167,48 @@ def prepare(config: ExplainConfig) -> Prepared:
 
 
 def _drop_invalid_background(probe, background, codec, config, notes):
-    """Probe whether the model takes NaN/inf (on a complete row), and keep only the
-    background rows it can take."""
+    """Probe whether the model takes NaN/inf, and keep only the background rows it can take.
+    The probe sets every numeric column to NaN (then infinity), so any row will do as its
+    template: the one with the fewest missing categories."""
     categorical = codec.categorical_mask
-    complete = np.isfinite(background[:, ~categorical]).all(axis=1)
-    if not complete.any():
-        raise DataError(
-            "every background row has NaN or infinite values; pass a clean --background"
-        )
-    takes_nan, takes_inf = probe_non_finite(probe, background[complete][0], categorical)
+    template = background[int(np.argmin(np.isnan(background[:, categorical]).sum(axis=1)))]
+    takes_nan, takes_inf = probe_non_finite(probe, template, categorical)
     invalid = InvalidPolicy(takes_nan, takes_inf, config.on_invalid)
     bad, _ = invalid_mask(background, categorical, invalid)
+    if bad.all():
+        numeric = [
+            name for name, is_cat in zip(codec.names, categorical, strict=True) if not is_cat
+        ]
+        finite = np.isfinite(background[:, ~categorical])
+        empty = [
+            name
+            for name, any_finite in zip(numeric, finite.any(axis=0), strict=True)
+            if not any_finite
+        ]
+        partly = [
+            name
+            for name, all_finite in zip(numeric, finite.all(axis=0), strict=True)
+            if not all_finite
+        ]
+        where = (
+            f"column(s) {_quoted(empty)} have no finite value in any background row"
+            if empty
+            else f"the NaN or infinite values are in {_quoted(partly)}"
+        )
+        raise DataError(
+            f"every background row has NaN or infinite values, which the model cannot take: "
+            f"{where}; fill them, leave them out of the model, or pass a --background with values"
+        )
     if bad.any():
         notes.append(
             f"left out {int(bad.sum())} background row(s) with values the model cannot take"
         )
         background = background[~bad]
     return invalid, background
+
+
+def _quoted(names: list[str]) -> str:
+    return ", ".join(repr(name) for name in names)
 
 
 def _features(config: ExplainConfig, source: TableSource, model: Any) -> tuple[str, ...]:
@@ -214,6 +251,7 @@ def _background_table(
         missing = [f for f in features if f not in table_source.schema.names]
         if missing:
             raise DataError(f"background {config.background} lacks column(s) {', '.join(missing)}")
+        table_source = table_source.check_columns(features, what="background")
         table = table_source.take(np.arange(table_source.count_rows()), features)
         if table.num_rows == 0:
             raise DataError(f"background {config.background} has no rows")
@@ -313,6 +351,7 @@ def _baselines(
     missing = [f for f in features if f not in table_source.schema.names]
     if missing:
         raise DataError(f"baseline {path} lacks column(s) {', '.join(missing)}")
+    table_source = table_source.check_columns(features, what="baseline")
     table = table_source.take(np.arange(table_source.count_rows()), features)
     if table.num_rows == 0:
         raise DataError(f"baseline {path} has no rows")
