@@ -397,11 +397,11 @@ def test_invalid_arguments_raise_value_error(lr_case, kwargs, message):
         explain_lime(predict, rows[:4], **args)
 
 
-def test_nan_in_continuous_column_is_rejected(lr_case):
+def test_nan_in_continuous_column_is_rejected_without_discretization(lr_case):
     predict, background, rows, *_ = lr_case
     bad = rows[:2].copy()
     bad[1, 3] = np.nan
-    with pytest.raises(
-        ValueError, match=r"X has NaN or infinite values in continuous columns \[3\]"
-    ):
-        explain_lime(predict, bad, background=background, row_index=np.arange(2), seed=0)
+    with pytest.raises(ValueError, match=r"X has NaN in column 3 \(row 1\)"):
+        explain_lime(
+            predict, bad, background=background, row_index=np.arange(2), seed=0, discretize=False
+        )

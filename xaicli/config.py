@@ -42,7 +42,7 @@ class ExplainConfig:
     num_features: int | None = None
     lime_neighbourhood: str = "shared"
     baseline: str = "mean"
-    steps: int = 32
+    steps: int = 64
     n_jobs: int = -1
     chunk_size: int = 1024
     seed: int = 0

@@ -48,7 +48,7 @@ def explain(
     num_features: o.NumFeatures = None,
     lime_neighbourhood: o.LimeNeighbourhood = "shared",
     baseline: o.Baseline = "mean",
-    steps: o.Steps = 32,
+    steps: o.Steps = 64,
     n_jobs: o.NJobs = -1,
     chunk_size: o.ChunkSize = 1024,
     seed: o.Seed = 0,

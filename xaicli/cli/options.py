@@ -44,8 +44,8 @@ IdCol = Annotated[
     list[str] | None,
     Opt(
         "--id-col",
-        help="Column copied into the output to join it back (repeatable; commas as in "
-        "--features). Default: a 'row' position column.",
+        help="Column copied unchanged into the output to join it back (repeatable; commas as in "
+        "--features; read from CSV as text, exactly as written). Default: a 'row' position column.",
         show_default=False,
     ),
 ]

@@ -17,8 +17,13 @@ from xaicli.errors import UsageError
 from xaicli.methods.base import Attributions
 
 ROW = "row"
+#: Version of the table format (columns, their order and meaning, the metadata keys);
+#: raised whenever any of them changes, and recorded in the metadata and the manifest.
+FORMAT_VERSION = 1
 FIXED_WIDE = ("output", "base_value", "prediction")
 FIXED_LONG = ("output", "feature", "attribution", "rank")
+#: the method extras a wide table may hold after ``prediction``
+KNOWN_EXTRAS = ("local_prediction", "score", "completeness_error")
 
 
 def check_names(

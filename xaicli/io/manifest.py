@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 from importlib import metadata
 from typing import Any
 
+from xaicli.io.layout import FORMAT_VERSION
+
 LIBRARIES = (
     "numpy",
     "pandas",
@@ -37,6 +39,7 @@ def build_manifest(
     return {
         "tool": "xaicli",
         "tool_version": tool_version,
+        "format_version": FORMAT_VERSION,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": sys.argv[1:] if sys.argv and sys.argv[0].endswith("xai") else None,
         "versions": library_versions(),

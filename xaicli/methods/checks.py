@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from xaicli.methods.base import BoolArray, FloatArray, PredictFn, evaluate_in_blocks
@@ -12,8 +14,8 @@ def check_feature_arrays(
 ) -> tuple[FloatArray, FloatArray, BoolArray]:
     """Validate and normalise ``X`` (n_rows, M), ``scale`` (M,), ``categorical`` (M,).
 
-    Numeric columns of ``X`` must be finite (a path or a difference through
-    NaN is undefined); categorical codes may be NaN (missing).
+    ``X`` may hold NaN or infinity (a model that imputes takes them); each
+    method decides what such an entry means.
     """
     X = np.asarray(X, dtype=np.float64)
     if X.ndim != 2:
@@ -35,20 +37,27 @@ def check_feature_arrays(
             f"categorical must be a bool array of shape ({n_features},); "
             f"got dtype {categorical.dtype}, shape {categorical.shape}."
         )
-    check_numeric_finite(X, categorical, "X")
     return X, scale, categorical
 
 
-def check_numeric_finite(A: FloatArray, categorical: BoolArray, name: str) -> None:
-    """Raise ValueError if a numeric (non-categorical) column of ``A`` is not finite."""
+def check_numeric_finite(
+    A: FloatArray,
+    categorical: BoolArray,
+    name: str,
+    *,
+    names: Sequence[str] | None = None,
+    advice: str,
+) -> None:
+    """Raise ValueError naming the first numeric (non-categorical) column of ``A``
+    holding NaN or infinity, by its name in ``names`` when given; ``advice`` says
+    what to do."""
     bad = ~np.isfinite(A[:, ~categorical])
     if bad.any():
         row, col = np.argwhere(bad)[0]
-        feature = np.flatnonzero(~categorical)[col]
-        raise ValueError(
-            f"{name} has a non-finite value in numeric feature {feature} (row {row}: "
-            f"{A[row, feature]}); impute it or mark the feature categorical."
-        )
+        feature = int(np.flatnonzero(~categorical)[col])
+        column = repr(names[feature]) if names is not None else str(feature)
+        value = "NaN" if np.isnan(A[row, feature]) else "an infinite value"
+        raise ValueError(f"{name} has {value} in column {column} (row {row}); {advice}.")
 
 
 def evaluate_checked(predict: PredictFn, X: FloatArray, *, max_rows: int) -> FloatArray:

@@ -73,7 +73,22 @@ Categorical columns (codes) are never interpolated: along the path they hold
 the baseline's code for ``a < 0.5`` and the row's code for ``a >= 0.5``, a
 jump at ``a = 0.5``. In "path" the jump lies in the segment ending at the first
 node with ``a >= 0.5``, where the codes are simply further moving features, so
-the rule above attributes the jump and completeness holds. In "smooth" the
+the rule above attributes the jump and completeness holds. A missing or
+infinite value (in the row or the baseline) of a numeric column cannot be
+interpolated either, for a model that takes it (e.g. a Pipeline that imputes):
+"path" treats that entry as a code, so it jumps at mid-path and completeness
+still holds; "smooth" refuses it (no derivative through it).
+
+Default ``steps`` (64). On logistic regressions (StandardScaler +
+LogisticRegression on scikit-learn's breast_cancer and wine data, multinomial
+and binary, the data's mean as baseline), the path form's largest relative
+error over rows and outputs, ``sum_i |IG_i - exact_i| / sum_i |exact_i|``
+against the closed form (numerical quadrature for the softmax), is 4.1e-3 at
+32 steps, 1.6e-3 at 48 and 8.3e-4 at 64 (the largest single feature's error
+1e-4 of the total). The error falls as ``steps**-2``; 64 steps cost about
+twice the model calls of 32. Richardson extrapolation from 32 and 16 steps
+(1.5x the cost) gave 8e-5 on wine but no gain on breast_cancer (4.1e-3, 30
+features of mixed signs), so the default takes more steps instead. In "smooth" the
 numeric integrand at node ``a`` uses the codes of that side of the jump, and
 the categorical features share the jump
 ``f(p(0.5), row's codes) - f(p(0.5), baseline's codes)`` by the same symmetric
@@ -84,7 +99,7 @@ Gauss-Legendre rule across a discontinuous integrand converges slowly.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -118,10 +133,11 @@ def explain_ig(
     baselines: FloatArray,
     scale: FloatArray,
     categorical: BoolArray | None = None,
-    steps: int = 32,
+    steps: int = 64,
     form: str = "auto",
     row_index: IntArray | None = None,
     max_eval_rows: int = 200_000,
+    feature_names: Sequence[str] | None = None,
 ) -> Attributions:
     """Integrated Gradients of every row and output, without gradients.
 
@@ -139,7 +155,7 @@ def explain_ig(
         finite and > 0. Sizes the finite differences of "smooth".
     categorical : ndarray of bool, shape (n_features,), default None
         Categorical columns, never interpolated. None means all numeric.
-    steps : int, default 32
+    steps : int, default 64
         Path segments ("path") or quadrature nodes ("smooth").
     form : {"auto", "path", "smooth"}, default "auto"
         Estimator; "auto" is "path" (see the module docstring).
@@ -148,6 +164,8 @@ def explain_ig(
         results never depend on how the caller chunked them. Default: 0..n_rows-1.
     max_eval_rows : int, default 200_000
         Most rows passed to ``predict`` (and held in memory) at once.
+    feature_names : sequence of str, optional
+        Column names, for error messages.
 
     Returns
     -------
@@ -163,11 +181,16 @@ def explain_ig(
         raise ValueError(
             f"baselines must have shape (n_baselines >= 1, {X.shape[1]}); got {baselines.shape}."
         )
-    check_numeric_finite(baselines, categorical, "baselines")
     if isinstance(steps, bool) or not isinstance(steps, int | np.integer) or steps < 1:
         raise ValueError(f"steps must be an int >= 1; got {steps!r}.")
     if form not in _FORMS:
         raise ValueError(f"form must be one of {_FORMS}; got {form!r}.")
+    if form == "smooth":
+        advice = "form='smooth' has no derivative there; use form='path', or impute it"
+        check_numeric_finite(X, categorical, "X", names=feature_names, advice=advice)
+        check_numeric_finite(
+            baselines, categorical, "baselines", names=feature_names, advice=advice
+        )
     check_max_eval_rows(max_eval_rows)
 
     baseline_outputs = evaluate_checked(predict, baselines, max_rows=max_eval_rows)
@@ -280,16 +303,22 @@ def _path_ig(
 ) -> FloatArray:
     """Path-form IG of G (row, baseline) pairs.
 
-    x, x_base (G, M); f_x, f_base (G, O) their outputs. Returns (G, M, O).
+    x, x_base (G, M), NaN/inf allowed; f_x, f_base (G, O) their outputs.
+    Returns (G, M, O).
     """
     n_pairs, n_features = x.shape
     node = np.arange(steps + 1)
     # x' + a (x - x') leaves a non-moving feature bit-exactly at x'; the last
     # node is set to x itself so the segments telescope to f(x) exactly.
-    path = x_base[:, None, :] + (node / steps)[None, :, None] * (x - x_base)[:, None, :]
+    with np.errstate(invalid="ignore"):  # NaN/inf entries are replaced just below
+        path = x_base[:, None, :] + (node / steps)[None, :, None] * (x - x_base)[:, None, :]
     path[:, -1] = x
     codes = np.where((2 * node >= steps)[None, :, None], x[:, None, :], x_base[:, None, :])
-    path = np.where(categorical, codes, path)  # (G, K+1, M)
+    # Codes, and NaN/inf that cannot be interpolated, jump at mid-path. A numeric
+    # column's jump segment is among its moving pairs anyway, so the points
+    # evaluated do not depend on where the NaN are.
+    jumps = categorical | ~np.isfinite(x) | ~np.isfinite(x_base)  # (G, M)
+    path = np.where(jumps[:, None, :], codes, path)  # (G, K+1, M)
     start, end = path[:, :-1], path[:, 1:]  # (G, K, M) each
 
     # Moving (segment, feature) pairs: numeric ones everywhere, codes only in

@@ -11,6 +11,9 @@ with ``discretizer="quartile"`` and ``sample_around_instance=False``, except:
   returns its standardised bound, 0, a value the data may never take);
 * ``NaN`` is a category of its own, and an empty "lasso_path" support gives
   zero weights (lime fails on both);
+* for a model that takes them, ``NaN`` and infinite values of a continuous
+  feature are bins of their own (:mod:`.lime_sampling`); lime cannot take them.
+  Without discretization a row's NaN has no z-score and is refused;
 * by default all features are kept (lime's ``num_features`` default is 10).
 
 Shared neighbourhood (``neighbourhood="shared"``, the default). With
@@ -39,6 +42,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -103,6 +107,7 @@ def explain_lime(
     neighbourhood: str = "shared",
     pool_key: str | None = None,
     max_eval_rows: int = 200_000,
+    feature_names: Sequence[str] | None = None,
 ) -> Attributions:
     """LIME attributions: the weights of a locally weighted linear surrogate per row and output.
 
@@ -163,6 +168,8 @@ def explain_lime(
         at most ``max(1, max_eval_rows // n_samples)`` rows aligned to
         ``row_index`` (:func:`.base.row_blocks`); shared mode: the pool is
         evaluated in blocks of ``max_eval_rows``, the rows in aligned blocks.
+    feature_names : sequence of str, optional
+        Column names, for error messages.
 
     Returns
     -------
@@ -173,6 +180,8 @@ def explain_lime(
         ``score`` (surrogate's weighted R^2 on the neighbours), both (n_rows, n_outputs).
     """
     X, background, row_index, categorical = _check_data(X, background, row_index, categorical)
+    if not discretize:
+        _check_gaussian_columns(X, background, categorical, feature_names)
     n_features = X.shape[1]
     _check_int("n_samples", n_samples, 2)
     _check_int("max_eval_rows", max_eval_rows, 1)
@@ -365,12 +374,35 @@ def _check_data(
             f"categorical must be a boolean array of shape ({n_features},), "
             f"got {categorical.dtype} array of shape {categorical.shape}"
         )
-    for name, data in (("X", X), ("background", background)):
-        bad = ~np.isfinite(data[:, ~categorical]).all(axis=0)
-        if bad.any():
-            cols = np.flatnonzero(~categorical)[bad].tolist()
-            raise ValueError(
-                f"{name} has NaN or infinite values in continuous columns {cols}; "
-                "impute them or mark the columns categorical"
-            )
     return X, background, row_index.astype(np.int64), categorical
+
+
+def _check_gaussian_columns(
+    X: FloatArray,
+    background: FloatArray,
+    categorical: BoolArray,
+    feature_names: Sequence[str] | None,
+) -> None:
+    """Without discretization a continuous feature is a z-score: the rows' values must
+    be finite, and the background must hold numbers to fit the Gaussian to."""
+
+    def name(j: int) -> str:
+        return repr(feature_names[j]) if feature_names is not None else str(j)
+
+    continuous = np.flatnonzero(~categorical)
+    bad = ~np.isfinite(X[:, continuous])
+    if bad.any():
+        row, col = np.argwhere(bad)[0]
+        value = "NaN" if np.isnan(X[row, continuous[col]]) else "an infinite value"
+        raise ValueError(
+            f"LIME without discretization cannot take NaN or infinity: X has "
+            f"{value} in column {name(continuous[col])} (row {row}); "
+            "discretize (a missing value is then a bin of its own) or impute the column"
+        )
+    empty = ~np.isfinite(background[:, continuous]).any(axis=0)
+    if empty.any():
+        raise ValueError(
+            f"LIME without discretization needs numbers in the background: column "
+            f"{name(continuous[np.argmax(empty)])} has none; discretize or use "
+            "another background"
+        )

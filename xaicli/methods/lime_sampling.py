@@ -7,10 +7,16 @@ Two modes, as ``lime.lime_tabular.LimeTabularExplainer`` with
   quartiles; a perturbed value is drawn by picking a bin with its background
   frequency, then a value inside the bin from a normal with the bin's
   background mean and std, truncated to the bin's bounds. The interpretable
-  feature is 1 when the sample falls in the row's bin, else 0.
+  feature is 1 when the sample falls in the row's bin, else 0. For a model that
+  takes them (e.g. a Pipeline that imputes), ``NaN``, ``-inf`` and ``+inf`` are
+  bins of their own after the quartile bins, each drawn with its background
+  frequency and sampled at its value; the quartiles and bin statistics come
+  from the finite values. Without such values in the background the sampler has
+  the four quartile bins only, and draws exactly as before.
 * continuous: a perturbed value is ``mean + std * N(0, 1)`` of the background
-  column, and the interpretable feature is that standard-normal draw (the
-  sample standardised by the background mean and std).
+  column's finite values, and the interpretable feature is that standard-normal
+  draw (the sample standardised by the background mean and std). A row's NaN
+  has no z-score: :func:`.lime.explain_lime` refuses it.
 
 Categorical features (float category codes, ``NaN`` a category of its own) are
 drawn with their background frequencies in both modes; their interpretable
@@ -30,6 +36,7 @@ faster, not worth an approximation.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -41,6 +48,8 @@ from .base import BoolArray, FloatArray, IntArray
 
 _QUARTILES = (25.0, 50.0, 75.0)
 _N_BINS = len(_QUARTILES) + 1
+#: Values that are bins of their own, numbered from ``_N_BINS`` in this order.
+_SPECIAL = (np.nan, -np.inf, np.inf)
 #: Added to every bin's std, as lime does, so that a bin holding a single
 #: distinct value still defines a (very narrow) normal.
 _STD_FLOOR = 1e-11
@@ -49,8 +58,14 @@ _STD_FLOOR = 1e-11
 def _bin_of(values: FloatArray, borders: FloatArray) -> IntArray:
     """Bin of ``values`` (..., T) given ``borders`` (T, 3): the count of borders
     strictly below the value, so a value equal to a border falls in the lower
-    bin (lime's ``np.searchsorted(quartiles, x)``)."""
-    return (values[..., None] > borders).sum(axis=-1)
+    bin (lime's ``np.searchsorted(quartiles, x)``); NaN, -inf and +inf in bins
+    4, 5 and 6 of their own."""
+    bins = (values[..., None] > borders).sum(axis=-1)
+    if not np.isfinite(values).all():
+        bins[np.isnan(values)] = _N_BINS
+        bins[values == -np.inf] = _N_BINS + 1
+        bins[values == np.inf] = _N_BINS + 2
+    return bins
 
 
 def _category_table(column: FloatArray) -> tuple[FloatArray, FloatArray]:
@@ -94,18 +109,21 @@ class TabularSampler:
                  their distinct background codes and cumulative frequencies.
     binned:      (T,) column indices; ``borders`` (T, 3) their quartiles, padded
                  with ``+inf`` where ties merged them.
-    bin_cum:     (T, 4) cumulative background frequency of each bin (1 from the
-                 last non-empty bin on, so padding and empty bins are never drawn).
-    bin_low, bin_high, bin_mean, bin_std: (T, 4) each bin's bounds and the normal
+    bin_cum:     (T, N) cumulative background frequency of each bin (1 from the
+                 last non-empty bin on, so padding and empty bins are never drawn);
+                 N is 4, or 7 when the background holds NaN or infinity (bins
+                 4..6: NaN, -inf, +inf).
+    bin_low, bin_high, bin_mean, bin_std: (T, N) each bin's bounds and the normal
                  drawn from within them.
-    cdf_low, cdf_slope: (T, 4) map a uniform ``u`` that picked bin ``b`` to the
+    cdf_low, cdf_slope: (T, N) map a uniform ``u`` that picked bin ``b`` to the
                  standard-normal CDF level of its value:
                  ``cdf_low + (u - bin_start) * cdf_slope``, with ``bin_start`` the
                  cumulative frequency below the bin, ``cdf_low`` the CDF at the
                  standardised lower bound and ``cdf_slope`` the bin's CDF mass
                  between its bounds over its frequency.
-    gaussian:    (G,) column indices; ``mean``, ``std`` (G,) their background
-                 moments (std 1 for a constant column, as sklearn's StandardScaler).
+    gaussian:    (G,) column indices; ``mean``, ``std`` (G,) the moments of their
+                 finite background values (std 1 for a constant column, as
+                 sklearn's StandardScaler).
     """
 
     categorical: IntArray
@@ -134,35 +152,51 @@ class TabularSampler:
         binned = continuous if discretize else np.empty(0, dtype=np.int64)
         gaussian = np.empty(0, dtype=np.int64) if discretize else continuous
 
-        shape = (binned.size, _N_BINS)
+        special = not np.isfinite(background[:, binned]).all()
+        n_bins = _N_BINS + len(_SPECIAL) if special else _N_BINS
+        shape = (binned.size, n_bins)
         borders = np.full((binned.size, len(_QUARTILES)), np.inf)
         bin_cum, low, high = np.ones(shape), np.zeros(shape), np.zeros(shape)
         bin_mean, bin_std = np.zeros(shape), np.ones(shape)
         for t, j in enumerate(binned):
             column = background[:, j]
-            # Tied quartiles merge into one border, as in lime.
-            qts = np.unique(np.percentile(column, _QUARTILES))
-            borders[t, : qts.size] = qts
+            finite = column[np.isfinite(column)]
+            if finite.size:
+                # Tied quartiles merge into one border, as in lime.
+                qts = np.unique(np.percentile(finite, _QUARTILES))
+                borders[t, : qts.size] = qts
+                edges = np.concatenate([[finite.min()], qts, [finite.max()]])
+                low[t, : qts.size + 1], high[t, : qts.size + 1] = edges[:-1], edges[1:]
             bins = _bin_of(column[:, None], borders[t : t + 1])[:, 0]
-            counts = np.bincount(bins, minlength=_N_BINS)
+            counts = np.bincount(bins, minlength=n_bins)
             last = np.flatnonzero(counts).max()
             bin_cum[t, :last] = np.cumsum(counts)[:last] / column.size
-            edges = np.concatenate([[column.min()], qts, [column.max()]])
-            low[t, : qts.size + 1], high[t, : qts.size + 1] = edges[:-1], edges[1:]
-            for b in np.flatnonzero(counts):
+            for b in np.flatnonzero(counts[:_N_BINS]):
                 inside = column[bins == b]
                 bin_mean[t, b] = inside.mean()
                 bin_std[t, b] = inside.std() + _STD_FLOOR
+        if special:
+            # A special bin's draw is its value: mean + std * ndtri(0.5), clipped to [value, value].
+            value = np.array(_SPECIAL)
+            bin_mean[:, _N_BINS:] = low[:, _N_BINS:] = high[:, _N_BINS:] = value
         bin_start = np.concatenate([np.zeros((binned.size, 1)), bin_cum[:, :-1]], axis=1)
         frequency = bin_cum - bin_start
-        cdf_low = ndtr((low - bin_mean) / bin_std)
-        cdf_width = ndtr((high - bin_mean) / bin_std) - cdf_low
+        with np.errstate(invalid="ignore"):  # special bins: set below
+            cdf_low = ndtr((low - bin_mean) / bin_std)
+            cdf_width = ndtr((high - bin_mean) / bin_std) - cdf_low
         # Bins never drawn (empty or padding) have frequency 0: give them slope 0.
         cdf_slope = np.divide(cdf_width, frequency, out=np.zeros(shape), where=frequency > 0)
+        cdf_low[:, _N_BINS:], cdf_slope[:, _N_BINS:] = 0.5, 0.0
 
         tables = [_category_table(background[:, j]) for j in np.flatnonzero(categorical)]
-        std = background[:, gaussian].std(axis=0)
-        mean = background[:, gaussian].mean(axis=0)
+        numbers = background[:, gaussian]
+        if np.isfinite(numbers).all():
+            std, mean = numbers.std(axis=0), numbers.mean(axis=0)
+        else:  # the finite values' moments (a column without any: NaN, refused by the caller)
+            numbers = np.where(np.isfinite(numbers), numbers, np.nan)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                std, mean = np.nanstd(numbers, axis=0), np.nanmean(numbers, axis=0)
         tiny = 10 * np.finfo(np.float64).eps * np.maximum(np.abs(mean), 1.0)
         return cls(
             categorical=np.flatnonzero(categorical).astype(np.int64),
@@ -282,11 +316,12 @@ class TabularSampler:
             # Inverse-CDF choice of the bin: the count of cumulative frequencies <= u.
             bins = into.bins
             bins[...] = 0
-            for b in range(_N_BINS - 1):
+            n_bins = self.bin_cum.shape[1]
+            for b in range(n_bins - 1):
                 bins += np.greater_equal(u, self.bin_cum[:, b], out=flag)
             # ``flat`` indexes the (T, 4) per-bin tables (``take`` with ``out`` needs
             # mode "clip", which never clips here).
-            np.add(bins, _N_BINS * np.arange(self.binned.size), out=flat)
+            np.add(bins, n_bins * np.arange(self.binned.size), out=flat)
             # The same u, rescaled within its bin, is the quantile of the value: an
             # inverse-CDF draw of the truncated normal. A bin's mean lies inside its
             # bounds, so its CDF mass between them never cancels.

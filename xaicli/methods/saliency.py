@@ -20,7 +20,9 @@ models that vary on the scale of a feature's spread, and float64 rounding
 Saliency is *not* additive: the values sum to nothing meaningful, so
 ``base_values`` are 0.0 and there is no completeness column. Categorical codes
 have no derivative (moving a code by ``h`` is not a valid input), so their
-saliency is 0; use IG or SHAP to attribute them. On piecewise-constant models
+saliency is 0; use IG or SHAP to attribute them. Likewise a missing or infinite
+value (for a model that takes it, e.g. a Pipeline that imputes) has no
+derivative: its saliency is 0, the row's other features as usual. On piecewise-constant models
 (trees) the derivative is 0 almost everywhere and saliency says nothing.
 
 ``central_difference_gradient`` is shared with :mod:`xaicli.methods.ig`; the input
@@ -64,7 +66,8 @@ def explain_saliency(
     predict : callable
         ``predict(X) -> Y``, X (n, n_features), Y (n, n_outputs).
     X : ndarray of shape (n_rows, n_features)
-        Rows to explain (categorical columns as float codes).
+        Rows to explain (categorical columns as float codes); a NaN or infinite
+        entry gets saliency 0.
     scale : ndarray of shape (n_features,)
         Each feature's spread (e.g. the background std with zeros replaced by
         1); finite and > 0. Sizes the steps and the result.
@@ -94,6 +97,8 @@ def explain_saliency(
         grad = central_difference_gradient(  # (n_rows, n_numeric, n_outputs)
             predict, X, step=eps * scale, features=numeric, max_eval_rows=max_eval_rows
         )
+        # NaN +- h is NaN again: no derivative, and the quotient is NaN; report 0.
+        grad[~np.isfinite(X[:, numeric])] = 0.0
         values[:, :, numeric] = np.abs(grad).transpose(0, 2, 1) * scale[numeric]
     return Attributions(
         values=values, base_values=np.zeros_like(predictions), predictions=predictions
@@ -137,9 +142,12 @@ def central_difference_gradient(
         minus[:, pairs, features] -= step[features]
         # Divide by the step actually taken after float rounding, not 2h: this
         # keeps the quotient exact (to rounding of f) on linear models.
-        taken = plus[:, pairs, features] - minus[:, pairs, features]  # (b, S)
+        # A NaN or infinite coordinate gives a NaN quotient, for the caller to handle.
+        with np.errstate(invalid="ignore"):
+            taken = plus[:, pairs, features] - minus[:, pairs, features]  # (b, S)
         out = evaluate_in_blocks(
             predict, np.concatenate([plus, minus]).reshape(-1, n_features), max_rows=max_eval_rows
         ).reshape(2, centre.shape[0], n_selected, -1)
-        blocks.append((out[0] - out[1]) / taken[:, :, None])
+        with np.errstate(invalid="ignore"):
+            blocks.append((out[0] - out[1]) / taken[:, :, None])
     return np.concatenate(blocks)

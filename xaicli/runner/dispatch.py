@@ -135,6 +135,7 @@ def _lime(plan, model, predictor, X, rows):
         num_features=p.get("num_features"),
         neighbourhood=p.get("lime_neighbourhood", "shared"),
         pool_key=pool_key,
+        feature_names=plan.features,
         **_common(plan, rows),
     )
 
@@ -150,7 +151,8 @@ def _ig(plan, model, predictor, X, rows):
         baselines=p["baselines"],
         scale=p["scale"],
         categorical=np.array(plan.categorical, dtype=bool),
-        steps=p.get("steps", 32),
+        steps=p.get("steps", 64),
+        feature_names=plan.features,
         row_index=rows,
         max_eval_rows=plan.max_eval_rows,
     )

@@ -108,9 +108,8 @@ def iter_chunks(
                 names = [
                     plan.features[j] for j in np.flatnonzero(~np.isfinite(X[first]) & ~categorical)
                 ]
-                raise refuse(
-                    int(rows[first]), key_table.column(0)[first].as_py(), reasons[0], names
-                )
+                first_id = key_table.column(0)[first].as_py()
+                raise refuse(int(rows[first]), first_id, reasons[0], names, prepared.invalid)
             if on_reject is not None:
                 rejected = key_table.filter(pa.array(bad))
                 on_reject(rejected.append_column("reason", pa.array(reasons, pa.string())))

@@ -63,7 +63,7 @@ def run_explain(
     config = prepared.config
     if on_prepared is not None:
         on_prepared(config)
-    # reads the data files' ends: once per run
+    # reads every byte of the data files: once per run, and only when writing to a file
     fingerprint = _fingerprint(prepared, config) if config.out != "-" else None
     if finished:
         _check_same_run(config, fingerprint)

@@ -4,6 +4,7 @@ on the user's input runs here, before any work starts."""
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,13 @@ from xaicli.models.codec import FeatureCodec
 from xaicli.models.loader import ModelSource, load_model, model_fingerprint
 from xaicli.runner.choose import choose_shap_algorithm
 from xaicli.runner.plan import RunPlan
+from xaicli.runner.scan import (
+    check_text_values,
+    mixed_text_hint,
+    numbers_as_text_notes,
+    refuse_invalid_rows,
+    scan_data,
+)
 from xaicli.runner.validate import InvalidPolicy, invalid_mask, probe_non_finite
 
 BACKGROUND_STREAM = 0xBA5E  # the background sample's random stream, apart from the rows'
@@ -45,8 +53,11 @@ class Prepared:
 
 
 def prepare(config: ExplainConfig) -> Prepared:
-    source = open_table(config.data)
-    config = _resolve_lists(config, source.schema.names)
+    source = open_table(config.data, text_columns=config.id_cols)
+    resolved = _resolve_lists(config, source.schema.names)
+    if resolved.id_cols != config.id_cols:  # a comma shorthand: CSV ids are read as text
+        source = open_table(config.data, text_columns=resolved.id_cols)
+    config = resolved
     missing_ids = [c for c in config.id_cols if c not in source.schema.names]
     if missing_ids:
         raise DataError(f"id column {missing_ids[0]!r} is not in {config.data}")
@@ -55,11 +66,13 @@ def prepare(config: ExplainConfig) -> Prepared:
     labels = [str(c) for c in getattr(model, "classes_", [])]
     config = replace(config, classes=resolve_names(config.classes, labels))
     features = _features(config, source, model)
+    source = source.check_columns([*features, *config.id_cols], exact=config.id_cols)
     model_columns = model_feature_names(model)
-    n_rows = source.count_rows()
+    codec = FeatureCodec.from_schema(source.schema, features)
+    scan = scan_data(source, features, codec.categorical)
+    n_rows = scan.n_rows
     if n_rows == 0:
         raise DataError(f"{config.data} has no rows")
-    codec = FeatureCodec.from_schema(source.schema, features)
     background_table = _background_table(config, source, features, n_rows)
     background = codec.encode(background_table)
 
@@ -76,8 +89,11 @@ def prepare(config: ExplainConfig) -> Prepared:
     except Exception as exc:
         raise DataError(
             f"the model cannot take the data's columns ({type(exc).__name__}: {_line(exc)}); "
-            "check --features and the column types"
+            f"{mixed_text_hint(scan, codec, background)}check --features and the column types"
         ) from exc
+    notes.extend(numbers_as_text_notes(codec, background))
+    check_text_values(probe, scan, codec, background, config.data)
+    refuse_invalid_rows(scan, invalid, source, config.id_cols)
     if not output.columns:  # a callable or a regressor: one output per column it returns
         output = columns_output_spec(output.kind, raw.shape[1], config.classes)
     if not np.all(np.isfinite(raw)):
@@ -111,6 +127,7 @@ def prepare(config: ExplainConfig) -> Prepared:
     elif config.algorithm != "auto":
         raise UsageError(f"--algorithm applies to --method shap, not {method}")
     if method == "lime":
+        invalid = _check_lime(config, invalid, background, codec, features)
         params.update(
             kernel_width=config.kernel_width,
             discretize=config.discretize,
@@ -121,6 +138,7 @@ def prepare(config: ExplainConfig) -> Prepared:
         params["scale"] = _spread(background, codec.categorical_mask)
     if method == "ig":
         params["baselines"] = _baselines(config, codec, background, features)
+        _check_baselines(params["baselines"], codec.categorical_mask, invalid, features, config)
         params["steps"] = config.steps
     check_names(features, config.id_cols, EXTRAS.get(method, ()), config.layout)
 
@@ -164,23 +182,48 @@ def _resolve_lists(config: ExplainConfig, columns: list[str]) -> ExplainConfig:
 
 
 def _drop_invalid_background(probe, background, codec, config, notes):
-    """Probe whether the model takes NaN/inf (on a complete row), and keep only the
-    background rows it can take."""
+    """Probe whether the model takes NaN/inf, and keep only the background rows it can take.
+    The probe sets every numeric column to NaN (then infinity), so any row will do as its
+    template: the one with the fewest missing categories."""
     categorical = codec.categorical_mask
-    complete = np.isfinite(background[:, ~categorical]).all(axis=1)
-    if not complete.any():
-        raise DataError(
-            "every background row has NaN or infinite values; pass a clean --background"
-        )
-    takes_nan, takes_inf = probe_non_finite(probe, background[complete][0], categorical)
+    template = background[int(np.argmin(np.isnan(background[:, categorical]).sum(axis=1)))]
+    takes_nan, takes_inf = probe_non_finite(probe, template, categorical)
     invalid = InvalidPolicy(takes_nan, takes_inf, config.on_invalid)
     bad, _ = invalid_mask(background, categorical, invalid)
+    if bad.all():
+        numeric = [
+            name for name, is_cat in zip(codec.names, categorical, strict=True) if not is_cat
+        ]
+        finite = np.isfinite(background[:, ~categorical])
+        empty = [
+            name
+            for name, any_finite in zip(numeric, finite.any(axis=0), strict=True)
+            if not any_finite
+        ]
+        partly = [
+            name
+            for name, all_finite in zip(numeric, finite.all(axis=0), strict=True)
+            if not all_finite
+        ]
+        where = (
+            f"column(s) {_quoted(empty)} have no finite value in any background row"
+            if empty
+            else f"the NaN or infinite values are in {_quoted(partly)}"
+        )
+        raise DataError(
+            f"every background row has NaN or infinite values, which the model cannot take: "
+            f"{where}; fill them, leave them out of the model, or pass a --background with values"
+        )
     if bad.any():
         notes.append(
             f"left out {int(bad.sum())} background row(s) with values the model cannot take"
         )
         background = background[~bad]
     return invalid, background
+
+
+def _quoted(names: list[str]) -> str:
+    return ", ".join(repr(name) for name in names)
 
 
 def _features(config: ExplainConfig, source: TableSource, model: Any) -> tuple[str, ...]:
@@ -223,6 +266,7 @@ def _background_table(
         missing = [f for f in features if f not in table_source.schema.names]
         if missing:
             raise DataError(f"background {config.background} lacks column(s) {', '.join(missing)}")
+        table_source = table_source.check_columns(features, what="background")
         table = table_source.take(np.arange(table_source.count_rows()), features)
         if table.num_rows == 0:
             raise DataError(f"background {config.background} has no rows")
@@ -235,11 +279,62 @@ def _background_table(
     return source.take(positions, features)
 
 
-def _spread(background: np.ndarray, categorical: np.ndarray) -> np.ndarray:
-    """Each feature's standard deviation in the background (1 where it is 0 or categorical)."""
-    scale = (
-        np.nanstd(background, axis=0) if background.shape[0] > 1 else np.ones(background.shape[1])
+def _numbers(background: np.ndarray) -> np.ndarray:
+    """The background with its NaN and infinite values as NaN, for nan-statistics."""
+    return np.where(np.isfinite(background), background, np.nan)
+
+
+def _check_lime(config, invalid, background, codec, features) -> InvalidPolicy:
+    """LIME's own limits; returns the invalid-row policy for its run."""
+    if config.n_samples is not None and config.n_samples < 2:
+        raise UsageError(
+            f"--n-samples must be at least 2 for LIME: the first sample is the row itself, "
+            f"and the surrogate needs at least one neighbour; got {config.n_samples}"
+        )
+    if config.discretize:
+        return invalid
+    # Without discretization a feature is a z-score, which NaN and infinity do not have.
+    numeric = np.flatnonzero(~codec.categorical_mask)
+    empty = numeric[~np.isfinite(background[:, numeric]).any(axis=0)]
+    if empty.size:
+        raise DataError(
+            f"LIME with --no-discretize fits a Gaussian to each column's background values, "
+            f"and column {features[empty[0]]!r} has none; drop --no-discretize or pass a "
+            "--background with values in it"
+        )
+    if not (invalid.takes_nan or invalid.takes_inf):
+        return invalid  # the model refuses them anyway
+    return replace(
+        invalid,
+        takes_nan=False,
+        takes_inf=False,
+        refuser="LIME with --no-discretize",
+        advice="drop --no-discretize (a missing value is then a bin of its own), ",
     )
+
+
+def _check_baselines(baselines, categorical, invalid, features, config) -> None:
+    """Baselines from a file must hold only values the model takes."""
+    bad, reasons = invalid_mask(baselines, categorical, invalid)
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        column = features[int(np.flatnonzero(~np.isfinite(baselines[first]) & ~categorical)[0])]
+        raise DataError(
+            f"baseline {config.baseline} has a {reasons[0]} in column {column!r} (row {first}), "
+            "which the model cannot take; fill it in"
+        )
+
+
+def _spread(background: np.ndarray, categorical: np.ndarray) -> np.ndarray:
+    """Each feature's standard deviation over the background's finite values (1 where it
+    is 0, undefined or categorical)."""
+    with warnings.catch_warnings():  # a column without numbers: NaN, replaced by 1 below
+        warnings.simplefilter("ignore", RuntimeWarning)
+        scale = (
+            np.nanstd(_numbers(background), axis=0)
+            if background.shape[0] > 1
+            else np.ones(background.shape[1])
+        )
     scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
     scale[categorical] = 1.0
     return scale
@@ -254,11 +349,12 @@ def _baselines(
         if kind == "zero":
             row = np.zeros(background.shape[1])
         else:
-            row = (
-                np.nanmean(background, axis=0)
-                if kind == "mean"
-                else np.nanmedian(background, axis=0)
-            )
+            # Over the finite values; a column with none gets NaN, which IG's path
+            # switches at mid-path (the model takes NaN, or its rows were left out).
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                average = np.nanmean if kind == "mean" else np.nanmedian
+                row = average(_numbers(background), axis=0)
         for j in np.flatnonzero(
             categorical
         ):  # a category cannot be averaged: take the most frequent
@@ -270,6 +366,7 @@ def _baselines(
     missing = [f for f in features if f not in table_source.schema.names]
     if missing:
         raise DataError(f"baseline {path} lacks column(s) {', '.join(missing)}")
+    table_source = table_source.check_columns(features, what="baseline")
     table = table_source.take(np.arange(table_source.count_rows()), features)
     if table.num_rows == 0:
         raise DataError(f"baseline {path} has no rows")

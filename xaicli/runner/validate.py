@@ -15,6 +15,9 @@ class InvalidPolicy:
     takes_nan: bool
     takes_inf: bool
     on_invalid: str  # error | skip
+    # What cannot take the values and what else to do, when not the model itself
+    refuser: str = "the model"
+    advice: str = ""
 
 
 def probe_non_finite(predictor, row: np.ndarray, categorical: np.ndarray) -> tuple[bool, bool]:
@@ -45,8 +48,10 @@ def invalid_mask(
     return mask, reasons
 
 
-def refuse(first_row: int, first_id: object, reason: str, names: list[str]) -> DataError:
+def refuse(
+    first_row: int, first_id: object, reason: str, names: list[str], policy: InvalidPolicy
+) -> DataError:
     return DataError(
-        f"row {first_row} (id {first_id}) has a {reason} in {', '.join(names)}, which the model "
-        "cannot take; clean the data or pass --on-invalid skip"
+        f"row {first_row} (id {first_id}) has a {reason} in {', '.join(names)}, which "
+        f"{policy.refuser} cannot take; {policy.advice}clean the data or pass --on-invalid skip"
     )

@@ -1,0 +1,182 @@
+"""Read attribution tables back: a Parquet or CSV file, or a folder of them, in the wide or
+long layout, with the facts of the run that wrote them (method, outputs, features, ...).
+
+Parquet files carry those facts in their schema metadata; CSV files in the manifest written
+beside them (``OUT.manifest.json``). Without either, the layout, id columns and features are
+inferred from the column names, as the table format defines them (``xaicli.io.layout``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow.parquet as pq
+
+from xaicli.errors import DataError
+from xaicli.io.layout import FIXED_LONG, FIXED_WIDE, KNOWN_EXTRAS, ROW
+from xaicli.io.writer import FINAL_KEY, METADATA_KEY
+
+SUFFIXES = (".parquet", ".pq", ".csv")
+
+
+@dataclass(frozen=True)
+class AttributionTable:
+    """An attribution table and what it describes.
+
+    frame:          the table as written (wide: a row per input row and output; long: a
+                    row per input row, output and feature).
+    layout:         ``wide`` or ``long``.
+    method, algorithm: as recorded by the run (None when the file carries no metadata).
+    outputs:        the explained outputs (class labels, ``prediction``, ...), in order.
+    features:       the feature columns (wide) or values of ``feature`` (long), in order.
+    id_columns:     the columns that identify input rows (the ``--id-col`` columns, or ``row``).
+    extra_columns:  method extras of the wide layout (``score``, ``completeness_error``, ...).
+    base_values:    output -> base value, when every row of that output shares one (SHAP).
+    format_version: the table format's version (None for files written before it existed).
+    metadata:       the run's full provenance (the manifest), or {}.
+    """
+
+    frame: pd.DataFrame
+    layout: str
+    method: str | None
+    algorithm: str | None
+    outputs: tuple[str, ...]
+    features: tuple[str, ...]
+    id_columns: tuple[str, ...]
+    extra_columns: tuple[str, ...]
+    base_values: dict[str, float] = field(default_factory=dict)
+    format_version: int | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def read_attributions(path: str | Path) -> AttributionTable:
+    """Read an attribution file written by ``xai explain`` (or a folder of such files, read
+    in name order) with its metadata. Raises DataError when it is not an attribution table."""
+    path = Path(path)
+    files = _files(path)
+    metadata = _metadata(files[0])
+    columns = _column_names(files[0])
+    layout = _layout(columns, path)
+    id_columns = _id_columns(columns, metadata)
+    frame = pd.concat([_read(f, id_columns) for f in files], ignore_index=True)
+    if len(files) > 1 and any(tuple(_column_names(f)) != tuple(columns) for f in files[1:]):
+        raise DataError(f"the files in {path} do not share one set of columns")
+    extras = tuple(c for c in columns if c in KNOWN_EXTRAS) if layout == "wide" else ()
+    if metadata.get("features"):
+        features = tuple(str(f) for f in metadata["features"])
+    elif layout == "wide":
+        taken = set(id_columns) | set(FIXED_WIDE) | set(extras)
+        features = tuple(c for c in columns if c not in taken)
+    else:
+        features = tuple(dict.fromkeys(frame["feature"].astype(str)))
+    if metadata.get("outputs"):
+        outputs = tuple(str(o) for o in metadata["outputs"])
+    else:
+        outputs = tuple(dict.fromkeys(frame["output"].astype(str)))
+    return AttributionTable(
+        frame=frame,
+        layout=layout,
+        method=metadata.get("method"),
+        algorithm=metadata.get("algorithm"),
+        outputs=outputs,
+        features=features,
+        id_columns=id_columns,
+        extra_columns=extras,
+        base_values=_base_values(frame, layout, metadata),
+        format_version=metadata.get("format_version"),
+        metadata=metadata,
+    )
+
+
+def _files(path: Path) -> list[Path]:
+    if not path.exists():
+        raise DataError(f"attribution file not found: {path}")
+    if path.is_dir():
+        files = sorted(
+            p
+            for p in path.iterdir()
+            if p.is_file() and p.suffix.lower() in SUFFIXES and not p.name.startswith((".", "_"))
+        )
+        if not files:
+            raise DataError(f"folder {path} holds no .parquet or .csv attribution files")
+        return files
+    if path.suffix.lower() not in SUFFIXES:
+        raise DataError(f"cannot tell the format of {path}; expected .parquet or .csv")
+    return [path]
+
+
+def _is_csv(path: Path) -> bool:
+    return path.suffix.lower() == ".csv"
+
+
+def _metadata(path: Path) -> dict[str, Any]:
+    """The run's facts: the Parquet schema metadata (plus the facts known only at the end),
+    else the manifest beside the file."""
+    if not _is_csv(path):
+        try:
+            file = pq.ParquetFile(path)
+        except Exception as exc:  # pyarrow raises several types for corrupt files
+            raise DataError(f"{path} is not a readable Parquet file: {exc}") from exc
+        found = file.schema_arrow.metadata or {}
+        if METADATA_KEY in found:
+            facts = json.loads(found[METADATA_KEY])
+            final = (file.metadata.metadata or {}).get(FINAL_KEY)
+            if final:
+                facts.update(json.loads(final))
+            return facts
+    manifest = path.with_name(path.name + ".manifest.json")
+    if manifest.is_file():
+        try:
+            return dict(json.loads(manifest.read_text()))
+        except (OSError, ValueError):
+            return {}
+    return {}
+
+
+def _column_names(path: Path) -> list[str]:
+    if _is_csv(path):
+        return list(pd.read_csv(path, nrows=0).columns)
+    return list(pq.ParquetFile(path).schema_arrow.names)
+
+
+def _layout(columns: list[str], path: Path) -> str:
+    if all(c in columns for c in FIXED_LONG):
+        return "long"
+    if all(c in columns for c in FIXED_WIDE):
+        return "wide"
+    raise DataError(
+        f"{path} is not an attribution table: it lacks the columns "
+        f"{', '.join(FIXED_WIDE)} (wide) or {', '.join(FIXED_LONG)} (long)"
+    )
+
+
+def _id_columns(columns: list[str], metadata: dict[str, Any]) -> tuple[str, ...]:
+    recorded = (metadata.get("parameters") or {}).get("id_cols")
+    if recorded:
+        return tuple(str(c) for c in recorded)
+    # the format puts the id columns (or ``row``) first, before ``output``
+    return tuple(columns[: columns.index("output")]) or (ROW,)
+
+
+def _read(path: Path, id_columns: tuple[str, ...]) -> pd.DataFrame:
+    if _is_csv(path):
+        # ids come back exactly as written (leading zeros, long account numbers)
+        text = {c: str for c in id_columns if c != ROW}
+        return pd.read_csv(path, dtype={**text, "output": str, "feature": str})
+    return pd.read_parquet(path)
+
+
+def _base_values(frame: pd.DataFrame, layout: str, metadata: dict[str, Any]) -> dict[str, float]:
+    recorded = metadata.get("base_values")
+    if recorded:
+        return {str(k): float(v) for k, v in recorded.items()}
+    if layout != "wide" or frame.empty:
+        return {}
+    per_output = frame.groupby("output", sort=False)["base_value"]
+    if (per_output.nunique(dropna=False) == 1).all():
+        return {str(k): float(v) for k, v in per_output.first().items()}
+    return {}
