@@ -93,7 +93,6 @@ def prepare(config: ExplainConfig) -> Prepared:
         ) from exc
     notes.extend(numbers_as_text_notes(codec, background))
     check_text_values(probe, scan, codec, background, config.data)
-    refuse_invalid_rows(scan, invalid, source, config.id_cols)
     if not output.columns:  # a callable or a regressor: one output per column it returns
         output = columns_output_spec(output.kind, raw.shape[1], config.classes)
     if not np.all(np.isfinite(raw)):
@@ -141,6 +140,8 @@ def prepare(config: ExplainConfig) -> Prepared:
         _check_baselines(params["baselines"], codec.categorical_mask, invalid, features, config)
         params["steps"] = config.steps
     check_names(features, config.id_cols, EXTRAS.get(method, ()), config.layout)
+    # after the method's own limits (LIME without discretization cannot take NaN either)
+    refuse_invalid_rows(scan, invalid, source, config.id_cols)
 
     fingerprint = model_fingerprint(model_source)
     plan = RunPlan(

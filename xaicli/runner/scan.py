@@ -183,7 +183,7 @@ def refuse_invalid_rows(
     key = row
     if id_cols:
         key = source.take(np.array([row]), id_cols[:1]).column(0)[0].as_py()
-    raise refuse(row, key, reason, list(bad.columns))
+    raise refuse(row, key, reason, list(bad.columns), invalid)
 
 
 def _first_line(exc: BaseException) -> str:
