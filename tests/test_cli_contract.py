@@ -146,34 +146,49 @@ def test_version_and_bare_command_still_behave():
 # 16. a refused run prints its error alone; notes with --verbose or in JSON logs
 
 
-def _refused(linear_case, tmp_path, *extra):
-    return run_cli(
-        "explain",
-        "--model",
-        linear_case / "linear.joblib",
-        "--data",
-        linear_case / "nan.parquet",
-        "--out",
-        tmp_path / "o.parquet",
-        "--n-jobs",
-        "1",
-        *extra,
+@pytest.fixture()
+def interrupted(tmp_path):
+    """A run stopped by its model on the third chunk: its first chunks stay committed."""
+    module = tmp_path / "fragile.py"
+    module.write_text(
+        "import numpy as np\n"
+        "def score(X):\n"
+        "    X = np.asarray(X, dtype=float)\n"
+        "    if (X[:, 0] > 2.0).any():\n"
+        "        raise ValueError('value out of range')\n"
+        "    return X.sum(axis=1)\n"
     )
+    frame = pd.DataFrame({"a": np.linspace(-1, 3, 200), "b": np.ones(200)})
+    frame.to_parquet(tmp_path / "d.parquet", index=False)
+    frame.iloc[:10].to_parquet(tmp_path / "bg.parquet", index=False)
+    args = [
+        "explain",
+        *("--model", f"{module}:score", "--data", tmp_path / "d.parquet"),
+        *("--background", tmp_path / "bg.parquet", "--out", tmp_path / "o.parquet"),
+        *("--algorithm", "exact", "--n-jobs", "1", "--chunk-size", "64"),
+    ]
+    assert run_cli(*args).exit_code == 1
+    return args
 
 
-def test_refused_run_prints_the_error_alone(linear_case, tmp_path):
-    result = _refused(linear_case, tmp_path)
+def _refused(args, *extra):
+    # resuming with another seed: refused once the notes are known, before any work
+    return run_cli(*args, "--resume", "--seed", "9", *extra)
+
+
+def test_refused_run_prints_the_error_alone(interrupted):
+    result = _refused(interrupted)
     assert result.exit_code == 2
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("xai: error: row 70"), result.stderr
+    assert len(lines) == 1 and lines[0].startswith("xai: error: "), result.stderr
 
 
-def test_verbose_and_json_logs_keep_the_notes_of_a_refused_run(linear_case, tmp_path):
-    verbose = _refused(linear_case, tmp_path, "--verbose")
+def test_verbose_and_json_logs_keep_the_notes_of_a_refused_run(interrupted):
+    verbose = _refused(interrupted, "--verbose")
     assert verbose.exit_code == 2
     lines = verbose.stderr.strip().splitlines()
     assert lines[0].startswith("xai: SHAP algorithm: ") and lines[-1].startswith("xai: error: ")
-    logged = _refused(linear_case, tmp_path, "--log-format", "json")
+    logged = _refused(interrupted, "--log-format", "json")
     kinds = [e["event"] for e in _json_lines(logged.stderr)]
     assert kinds[0] == "note" and kinds[-1] == "error"
 
