@@ -72,15 +72,17 @@ def explain(
     reporter = Reporter(quiet=quiet, log_format=log_format)
 
     def run() -> None:
+        from xaicli.jobfile import check_job_destination, write_job
         from xaicli.runner.explain import run_explain
 
         config = build_config(values, name=option_name)
         if save_job is not None:
-            from xaicli.jobfile import write_job
-
-            write_job(save_job, [config])
+            check_job_destination(save_job, config)  # before any work, not after the run
         with reporter.progress() as progress:
             summary = run_explain(config, on_note=reporter.note, progress=progress)
+        if save_job is not None:
+            # once the run succeeded: a refused or failed run leaves no job file behind
+            write_job(save_job, [config], replace=config.overwrite)
         reporter.summary(summary)
 
     guarded(debug, run, reporter)
