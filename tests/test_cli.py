@@ -234,7 +234,7 @@ def test_closed_pipe_stops_quietly(case, tmp_path):
         stderr=subprocess.PIPE,
         stdin=subprocess.DEVNULL,
     )
-    assert proc.stdout.readline().startswith(b'"row"')
+    assert proc.stdout.readline().startswith(b"row,")
     proc.stdout.close()  # like `| head -1`
     stderr = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 141

@@ -17,6 +17,14 @@ from typing import Any
 
 from xaicli.config import FIELD_NAMES, PATH_KEYS, ExactName, ExplainConfig, build_config
 from xaicli.errors import UsageError
+from xaicli.io.destinations import (
+    check_absent,
+    check_not_input,
+    check_writable_folder,
+    input_files,
+    same_file,
+)
+from xaicli.io.writer import write_text_atomic
 
 # job-file key -> configuration field, where they differ
 ALIASES = {"format": "out_format", "class": "classes", "id_col": "id_cols"}
@@ -40,10 +48,18 @@ _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 def load_job(path: Path, *, today: dt.date | None = None) -> list[ExplainConfig]:
     """The configurations a job file describes; UsageError naming the file, table and key."""
     try:
-        document = tomllib.loads(path.read_text())
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise UsageError(f"job file not found: {path}") from None
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+    except UnicodeDecodeError as exc:
+        raise UsageError(
+            f"job file {path} is not UTF-8 text (byte {exc.start}); save it as UTF-8"
+        ) from None
+    except IsADirectoryError:
+        raise UsageError(f"job file {path} is a folder; give the .toml file") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read job file {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"job file {path} is not valid TOML: {exc}") from exc
     unknown_top = sorted(set(document) - {"explain"})
     if unknown_top:
@@ -119,7 +135,38 @@ def _resolve(value: str, folder: Path, date: str, label: str) -> str:
     return str(path if path.is_absolute() else (folder / path))
 
 
-def write_job(path: Path, configs: list[ExplainConfig]) -> None:
+def make_output_folders(config: ExplainConfig) -> None:
+    """Create a job's missing output and manifest folders: a scheduled job's first run
+    writes to ``out/...-{date}`` before anyone created ``out/``."""
+    folders = [Path(config.out).parent] if config.out != "-" else []
+    if config.manifest is not None:
+        folders.append(config.manifest.parent)
+    for folder in folders:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"cannot create the output folder {folder}: {exc.strerror}") from None
+
+
+def check_job_destination(path: Path, config: ExplainConfig) -> None:
+    """Before the run: --save-job may not replace an input, the output, the manifest or
+    (without --overwrite) any existing file."""
+    what = "job file (--save-job)"
+    check_writable_folder(path, what)
+    inputs = input_files(config.data, config.model, config.background, config.baseline)
+    check_not_input(path, what, inputs)
+    written = [("output", Path(config.out))] if config.out != "-" else []
+    if config.manifest is not None:
+        written.append(("manifest", config.manifest))
+    elif config.out != "-":
+        written.append(("manifest", Path(config.out + ".manifest.json")))
+    for label, other in written:
+        if same_file(path, other):
+            raise UsageError(f"{what} {path} is also the {label}; choose another path")
+    check_absent(path, what, may_replace=config.overwrite)
+
+
+def write_job(path: Path, configs: list[ExplainConfig], *, replace: bool = True) -> None:
     """Write configurations as a job file (absolute paths, only non-default values; not
     --overwrite, which is about one invocation, not the job)."""
     defaults = ExplainConfig(model="", data=Path("."), out="")
@@ -143,7 +190,7 @@ def write_job(path: Path, configs: list[ExplainConfig]) -> None:
             job_key = "format" if key == "out_format" else key
             lines.append(f"{job_key} = {_toml(value)}")
         lines.append("")
-    path.write_text("\n".join(lines))
+    write_text_atomic(path, "\n".join(lines), replace=replace)
 
 
 def _is_reference(value: str) -> bool:

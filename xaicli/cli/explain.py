@@ -7,7 +7,7 @@ from pathlib import Path
 from xaicli.cli import options as o
 from xaicli.cli.console import Reporter
 from xaicli.cli.guard import guarded
-from xaicli.config import build_config
+from xaicli.config import ExplainConfig, build_config
 from xaicli.errors import UsageError
 
 EXAMPLES = """\
@@ -76,6 +76,7 @@ def explain(
     reporter = Reporter(quiet=quiet, log_format=log_format, verbose=verbose)
 
     def run() -> None:
+        from xaicli.jobfile import check_job_destination, write_job
         from xaicli.runner.explain import run_explain
 
         missing = [name for name, value in (("--model", model), ("--data", data)) if not value]
@@ -85,20 +86,17 @@ def explain(
                 "see 'xai explain --help'"
             )
         config = build_config(values, name=option_name)
+        if save_job is not None:
+            check_job_destination(save_job, config)  # before any work, not after the run
+        resolved: list[ExplainConfig] = []  # the configuration with names as the data has them
         with reporter.progress() as progress:
             summary = run_explain(
-                config, on_note=reporter.note, progress=progress, on_prepared=_job_saver(save_job)
+                config, on_note=reporter.note, progress=progress, on_prepared=resolved.append
             )
+        if save_job is not None and resolved:
+            # once the run succeeded: a refused or failed run leaves no job file behind; a
+            # list item in a job file is a name, commas included
+            write_job(save_job, resolved, replace=config.overwrite)
         reporter.summary(summary)
 
     guarded(debug, run, reporter)
-
-
-def _job_saver(save_job: Path | None):
-    """--save-job writes the run once its checks pass, with names as resolved from the data
-    (a list item in a job file is a name, commas included)."""
-    if save_job is None:
-        return None
-    from xaicli.jobfile import write_job
-
-    return lambda config: write_job(save_job, [config])

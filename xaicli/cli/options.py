@@ -122,7 +122,11 @@ Manifest = Annotated[
     ),
 ]
 Overwrite = Annotated[
-    bool, Opt("--overwrite", help="Replace an existing output (and any interrupted run's work).")
+    bool,
+    Opt(
+        "--overwrite",
+        help="Replace an existing output, manifest or job file (and any interrupted run's work).",
+    ),
 ]
 Resume = Annotated[
     bool,
@@ -145,7 +149,11 @@ Scheduler = Annotated[
     str | None, Opt(help="Dask scheduler address, e.g. tcp://10.0.0.5:8786.", show_default=False)
 ]
 SaveJob = Annotated[
-    Path | None, Opt(help="Also write this run as a job file for `xai run`.", show_default=False)
+    Path | None,
+    Opt(
+        help="Also write this run as a job file for `xai run`, once it succeeded.",
+        show_default=False,
+    ),
 ]
 LogFormat = Annotated[
     str, Opt(help="stderr messages: text | json (one JSON object per line, for log collectors).")

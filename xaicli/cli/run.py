@@ -38,12 +38,13 @@ def run(
     reporter = Reporter(quiet=quiet, log_format=log_format, verbose=verbose)
 
     def action() -> None:
-        from xaicli.jobfile import load_job
+        from xaicli.jobfile import load_job, make_output_folders
         from xaicli.runner.explain import run_explain
 
         configs = load_job(job)  # every table is checked before any work starts
         for number, config in enumerate(configs, start=1):
             reporter.note(f"[[explain]] {number} of {len(configs)}: {config.data} -> {config.out}")
+            make_output_folders(config)
             with reporter.progress() as progress:
                 summary = run_explain(config, on_note=reporter.note, progress=progress)
             reporter.summary(summary)

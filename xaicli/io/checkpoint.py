@@ -44,20 +44,23 @@ def data_fingerprint(files: tuple[Path, ...]) -> str:
 
 
 class ChunkStore:
-    """The work folder of one output."""
+    """The work folder of one output. A new folder is created only when the first chunk
+    is committed: a run that fails or is refused before that leaves nothing behind."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, fingerprint: dict[str, Any] | None = None) -> None:
         self.folder = folder
+        self._fingerprint = fingerprint  # to write into a folder not created yet
 
     @classmethod
     def open(
         cls, out: Path, fingerprint: dict[str, Any], *, resume: bool, overwrite: bool
     ) -> ChunkStore:
+        """The output's work folder: an interrupted run's (with ``resume``, if it was the
+        same run), or a new one. Call with the output's lock held."""
         folder = work_folder(out)
-        clean_leftovers(out)
-        store = cls(folder)
         if folder.exists():
             if resume:
+                store = cls(folder)
                 store._check(fingerprint)
                 return store
             if not overwrite:
@@ -66,9 +69,7 @@ class ChunkStore:
                     "or --overwrite to start again"
                 )
             shutil.rmtree(folder)
-        folder.mkdir(parents=True)
-        _write_durably(folder / STATE, json.dumps(fingerprint, indent=2, sort_keys=True).encode())
-        return store
+        return cls(folder, fingerprint)
 
     def _check(self, fingerprint: dict[str, Any]) -> None:
         try:
@@ -92,7 +93,15 @@ class ChunkStore:
     def committed(self) -> set[int]:
         return {int(p.stem.split("-")[1]) for p in self.folder.glob("chunk-*.parquet")}
 
+    def _create(self) -> None:
+        self.folder.mkdir()
+        state = json.dumps(self._fingerprint, indent=2, sort_keys=True).encode()
+        _write_durably(self.folder / STATE, state)
+        self._fingerprint = None
+
     def commit(self, index: int, table: pa.Table) -> None:
+        if self._fingerprint is not None:
+            self._create()
         target = self._chunk_path(index)
         tmp = target.with_suffix(".tmp")
         with pa.OSFile(str(tmp), "wb") as sink:
@@ -103,6 +112,12 @@ class ChunkStore:
 
     def read(self, index: int) -> pa.Table:
         return pq.read_table(self._chunk_path(index))
+
+    def discard_if_empty(self) -> None:
+        """After a failure: a folder holding no committed chunk has nothing to resume, and
+        would only make the next run refuse to start."""
+        if self.folder.exists() and not self.committed():
+            self.remove()
 
     def remove(self) -> None:
         """Retire the folder in one atomic rename first, so a kill while deleting never
@@ -118,7 +133,8 @@ def _retired(folder: Path) -> Path:
 
 
 def clean_leftovers(out: Path) -> None:
-    """Remove what a killed run could not: temporary outputs and a retired work folder."""
+    """Remove what a killed run could not: temporary outputs and a retired work folder.
+    Only with the output's lock held: another run's temporary output is not a leftover."""
     shutil.rmtree(_retired(work_folder(out)), ignore_errors=True)
     for tmp in out.parent.glob(f".{out.name}.*.tmp"):
         tmp.unlink(missing_ok=True)

@@ -1,5 +1,9 @@
 """Write the output table atomically: Parquet or CSV under a temporary name, renamed into
-place only when complete; or CSV streamed to stdout."""
+place only when complete; or CSV streamed to stdout.
+
+CSV is written as pandas writes it (``DataFrame.to_csv(index=False)``): fields quoted only
+where needed, floats in their shortest round-trip form, booleans as True/False, missing
+values as empty fields; integers stay integers when some are missing."""
 
 from __future__ import annotations
 
@@ -12,7 +16,6 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import pyarrow as pa
-import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from xaicli.errors import UsageError
@@ -28,32 +31,28 @@ def _umask() -> int:
     return mask
 
 
-def check_destination(out: str, *, overwrite: bool) -> None:
-    """Fail before any work if ``out`` exists (without --overwrite) or its folder is missing."""
-    if out == "-":
-        return
-    path = Path(out)
-    if path.exists() and not overwrite:
-        raise UsageError(f"output {path} already exists; pass --overwrite to replace it")
-    if path.is_dir():
-        raise UsageError(f"output {path} is a folder; give a file name")
-    if not path.parent.exists():
-        raise UsageError(f"output folder {path.parent} does not exist")
-
-
 class TableWriter:
     """Streams chunk tables to one output. Use as a context manager: on error the
-    temporary file is removed and nothing appears at the destination."""
+    temporary file is removed and nothing appears at the destination. With
+    ``replace=False`` the output is published only if nothing exists there yet."""
 
-    def __init__(self, out: str, out_format: str, metadata: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        out: str,
+        out_format: str,
+        metadata: dict[str, Any] | None = None,
+        *,
+        replace: bool = True,
+    ) -> None:
         self.out = out
+        self.replace = replace
         # provenance known before the run: stored in the Parquet schema's metadata
         self._schema_metadata = {METADATA_KEY: json.dumps(metadata or {}, default=str).encode()}
         self.out_format = "csv" if out == "-" else out_format
         self._tmp: Path | None = None
         self._handle: BinaryIO | None = None
         self._parquet: pq.ParquetWriter | None = None
-        self._csv: pacsv.CSVWriter | None = None
+        self._csv_header = True  # still to be written
         self.rows_written = 0
         self._pending: list[pa.Table] = []
         self._pending_rows = 0
@@ -76,13 +75,13 @@ class TableWriter:
             if self._pending_rows >= ROW_GROUP_ROWS:
                 self._flush()
         else:
-            if self._csv is None:
+            if self._handle is None:
                 if self.out == "-":
                     self._handle = sys.stdout.buffer
                 else:
                     self._handle = open(self._tmp, "wb")  # noqa: SIM115 - closed in finish/abort
-                self._csv = pacsv.CSVWriter(self._handle, table.schema)
-            self._csv.write_table(table)
+            self._handle.write(csv_bytes(table, header=self._csv_header))
+            self._csv_header = False
             if self.out == "-":
                 self._handle.flush()
         self.rows_written += table.num_rows
@@ -111,18 +110,19 @@ class TableWriter:
             self._parquet.add_key_value_metadata({FINAL_KEY: json.dumps(final_facts).encode()})
             self._parquet.close()
         else:
-            if self._csv is None:
+            if self._csv_header:
                 self.write(empty_schema.empty_table())
-            self._csv.close()
             if self.out != "-":
                 self._handle.close()
             else:
                 self._handle.flush()
+        if self._tmp is not None and not self.replace:
+            _refuse_if_exists(Path(self.out))  # before the companions: they would be wrong
         if before_publish is not None:
             before_publish()  # companions (manifest, rejects) exist before the output does
         if self._tmp is not None:
-            os.chmod(self._tmp, 0o666 & ~_umask())  # mkstemp makes 0600; honour the umask
-            os.replace(self._tmp, self.out)
+            os.chmod(self._tmp, file_mode())  # mkstemp makes 0600; honour the umask
+            _publish(self._tmp, Path(self.out), replace=self.replace)
             self._tmp = None
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -137,9 +137,67 @@ class TableWriter:
             self._tmp.unlink(missing_ok=True)
 
 
+def csv_bytes(table: pa.Table, *, header: bool) -> bytes:
+    """``table`` as pandas' ``to_csv(index=False)`` writes it. Integer columns go through
+    pandas' nullable integers, so a missing id does not turn a chunk's integers into floats
+    (every chunk is written alike)."""
+    frame = table.to_pandas(types_mapper=_nullable_integer)
+    return frame.to_csv(index=False, header=header).encode()
+
+
+def _nullable_integer(dtype: pa.DataType) -> Any:
+    if not pa.types.is_integer(dtype):
+        return None
+    import pandas as pd
+
+    name = str(dtype)  # int64 -> Int64, uint8 -> UInt8
+    return pd.api.types.pandas_dtype("UInt" + name[4:] if name[0] == "u" else "Int" + name[3:])
+
+
+def file_mode() -> int:
+    """The mode ``open()`` gives a new file: 0666 less the umask."""
+    return 0o666 & ~_umask()
+
+
+def _refuse_if_exists(out: Path) -> None:
+    if out.exists() or out.is_symlink():
+        raise UsageError(
+            f"{out} appeared while this run was computing and was left alone; "
+            "pass --overwrite to replace it"
+        )
+
+
+def _publish(tmp: Path, out: Path, *, replace: bool) -> None:
+    """Move the finished file into place. Without ``replace``, a hard link publishes it
+    only if nothing exists at ``out`` (atomic), where rename would replace it."""
+    if replace:
+        os.replace(tmp, out)
+        return
+    try:
+        os.link(tmp, out)
+    except FileExistsError:
+        _refuse_if_exists(out)
+        raise
+    except OSError:  # a file system without hard links: check, then rename
+        _refuse_if_exists(out)
+        os.replace(tmp, out)
+        return
+    tmp.unlink()
+
+
 def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
+    write_text_atomic(path, json.dumps(payload, indent=2, default=str) + "\n")
+
+
+def write_text_atomic(path: Path, text: str, *, replace: bool = True) -> None:
+    """Write under a temporary name and rename, with the umask's mode like any new file;
+    without ``replace``, only if nothing exists at ``path``."""
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(payload, handle, indent=2, default=str)
-        handle.write("\n")
-    os.replace(name, path)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.chmod(name, file_mode())
+        _publish(Path(name), path, replace=replace)
+    except BaseException:
+        Path(name).unlink(missing_ok=True)
+        raise

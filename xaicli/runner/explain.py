@@ -13,10 +13,18 @@ import pyarrow as pa
 from xaicli import __version__
 from xaicli.config import ExplainConfig
 from xaicli.errors import Interrupted, UsageError, XaiError
-from xaicli.io.checkpoint import ChunkStore, data_fingerprint, work_folder
+from xaicli.io.checkpoint import ChunkStore, clean_leftovers, data_fingerprint, work_folder
+from xaicli.io.destinations import (
+    check_absent,
+    check_not_input,
+    check_writable_folder,
+    input_files,
+    same_file,
+)
 from xaicli.io.layout import attribution_table
+from xaicli.io.lock import output_lock
 from xaicli.io.manifest import build_manifest
-from xaicli.io.writer import TableWriter, check_destination, write_json_atomic
+from xaicli.io.writer import TableWriter, write_json_atomic
 from xaicli.runner.execute import (
     Timer,
     aligned_chunk_size,
@@ -53,10 +61,58 @@ def run_explain(
 ) -> RunSummary:
     """Explain the data of ``config``. ``on_prepared`` receives the configuration as
     resolved against the data (list options as names) once every check has passed."""
+    check_destinations(config)
+    if config.out == "-":
+        return _run(config, on_note, progress, on_prepared)
+    out = Path(config.out)
+    # one run per output: the checks below, the leftovers' cleanup and the publish
+    # happen with no other run able to touch the same files
+    with output_lock(out):
+        clean_leftovers(out)
+        return _run(config, on_note, progress, on_prepared)
+
+
+def check_destinations(config: ExplainConfig) -> None:
+    """Before any work: every file the run writes goes to a writable folder, and none of
+    them is an input or another of them."""
+    inputs = input_files(config.data, config.model, config.background, config.baseline)
+    written = _written_files(config)
+    for what, path in written:
+        check_writable_folder(path, what)
+        check_not_input(path, what, inputs)
+    for i, (what, path) in enumerate(written):
+        for other, other_path in written[:i]:
+            if same_file(path, other_path):
+                raise UsageError(f"{what} {path} is also the {other}; choose another path")
+
+
+def _written_files(config: ExplainConfig) -> list[tuple[str, Path]]:
+    """(label, path) of the files a run writes, output first."""
+    files: list[tuple[str, Path]] = []
+    if config.out != "-":
+        files.append(("output", Path(config.out)))
+        if config.on_invalid == "skip":
+            files.append(("rejects file", _rejects_path(config)))
+    manifest = _manifest_path(config)
+    if manifest is not None:
+        files.append(("manifest", manifest))
+    return files
+
+
+def _run(
+    config: ExplainConfig,
+    on_note: NoteFn | None,
+    progress: ProgressFactory | None,
+    on_prepared: Callable[[ExplainConfig], None] | None,
+) -> RunSummary:
     finished = _finished_output(config)
     # an interrupted run may have renamed its output into place before it could tidy up
     resuming = config.resume and config.out != "-" and work_folder(Path(config.out)).exists()
-    check_destination(config.out, overwrite=config.overwrite or resuming or finished)
+    # the default manifest and the rejects file are companions of the output: a run that
+    # may replace the output (or is its own resumed run) may replace them too
+    may_replace = config.overwrite or resuming or finished
+    for what, path in _written_files(config):
+        check_absent(path, what, may_replace=may_replace)
     timer = Timer()
     with np.errstate(all="ignore"):  # extreme values overflow in background statistics
         prepared = prepare(config)
@@ -94,8 +150,8 @@ def run_explain(
                     rejected_rows=rejects.count,
                     wall_time_s=round(timer.elapsed, 3),
                 )
-                if rejects.count and config.out != "-":
-                    rejects.write(Path(config.out + ".rejects.parquet"))
+                if config.out != "-" and config.on_invalid == "skip":
+                    rejects.write(_rejects_path(config))
                 if manifest_path is not None:
                     write_json_atomic(manifest_path, manifest)
 
@@ -109,6 +165,7 @@ def run_explain(
                 timer,
                 rejects,
                 companions,
+                may_replace,
             )
         except (KeyboardInterrupt, Terminated) as stop:
             raise _interrupted(config, stop) from None
@@ -125,7 +182,16 @@ def run_explain(
 
 
 def _compute_and_write(
-    prepared, config, manifest, fingerprint, on_progress, on_note, timer, rejects, companions
+    prepared,
+    config,
+    manifest,
+    fingerprint,
+    on_progress,
+    on_note,
+    timer,
+    rejects,
+    companions,
+    may_replace,
 ) -> int:
     """Write chunk tables in order as they arrive. To a file, each chunk is also committed
     to the work folder first, so a rerun with --resume recomputes only what is missing
@@ -143,21 +209,27 @@ def _compute_and_write(
         if done and on_note is not None:
             on_note(f"resuming: {len(done)} chunk(s) already committed in {store.folder}")
     metadata = manifest if config.out != "-" else None
-    with TableWriter(config.out, config.out_format, metadata=metadata) as writer:
-        for index, table in run_chunks(
-            prepared, config, on_progress, skip=done.__contains__, on_reject=rejects.add
-        ):
-            if store is not None:
-                if table is None:
-                    table = store.read(index)
-                else:
-                    store.commit(index, table)
-            writer.write(table)
-        writer.finish(
-            {"output_rows": writer.rows_written, "wall_time_s": round(timer.elapsed, 3)},
-            _empty_schema(prepared, config),
-            before_publish=lambda: companions(writer.rows_written),
-        )
+    writer = TableWriter(config.out, config.out_format, metadata=metadata, replace=may_replace)
+    try:
+        with writer:
+            for index, table in run_chunks(
+                prepared, config, on_progress, skip=done.__contains__, on_reject=rejects.add
+            ):
+                if store is not None:
+                    if table is None:
+                        table = store.read(index)
+                    else:
+                        store.commit(index, table)
+                writer.write(table)
+            writer.finish(
+                {"output_rows": writer.rows_written, "wall_time_s": round(timer.elapsed, 3)},
+                _empty_schema(prepared, config),
+                before_publish=lambda: companions(writer.rows_written),
+            )
+    except BaseException:
+        if store is not None:
+            store.discard_if_empty()
+        raise
     if store is not None:
         store.remove()
     return writer.rows_written
@@ -183,6 +255,8 @@ def _interrupted(config: ExplainConfig, stop: BaseException) -> XaiError:
     what = "terminated" if code == 143 else "interrupted"
     if config.out == "-":
         return Interrupted(f"{what}; nothing was kept (output to stdout)", code)
+    if not work_folder(Path(config.out)).exists():
+        return Interrupted(f"{what} before any chunk was finished; nothing was kept", code)
     return Interrupted(
         f"{what}; finished chunks are kept in {work_folder(Path(config.out))}: "
         "run the same command with --resume to continue",
@@ -204,6 +278,11 @@ class Rejects:
         self.tables.append(table)
 
     def write(self, path: Path) -> None:
+        """Write the rejected rows to ``path``; with none, remove an earlier run's file
+        there (this run may replace it), which would no longer match the output."""
+        if not self.tables:
+            path.unlink(missing_ok=True)
+            return
         with TableWriter(str(path), "parquet") as writer:
             for table in self.tables:
                 writer.write(table)
@@ -230,6 +309,10 @@ def _check_same_run(config: ExplainConfig, fingerprint: dict) -> None:
             f"output {config.out} exists from another run (different model, data or parameters, "
             "or no manifest); pass --overwrite to replace it"
         )
+
+
+def _rejects_path(config: ExplainConfig) -> Path:
+    return Path(config.out + ".rejects.parquet")
 
 
 def _manifest_path(config: ExplainConfig) -> Path | None:
