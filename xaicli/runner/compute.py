@@ -9,7 +9,7 @@ import numpy as np
 from xaicli.errors import RunFailure, XaiError
 from xaicli.methods.base import Attributions
 from xaicli.models.adapter import ModelPredictor
-from xaicli.models.loader import load_model
+from xaicli.models.loader import load_model, model_exits_as
 from xaicli.runner.dispatch import run_method
 from xaicli.runner.plan import RunPlan
 
@@ -53,7 +53,7 @@ def compute_chunk(
 ) -> Attributions:
     """Attributions for the encoded rows X (n_rows, n_features) at positions row_index."""
     model = cached_model(plan)  # first: loading may bring in BLAS/OpenMP libraries
-    with _one_blas_thread():
+    with _one_blas_thread(), model_exits_as(RunFailure, plan.model_source.spec, f"on {label}"):
         try:
             predictor = ModelPredictor(
                 model, plan.output, plan.features, plan.categorical, categories, plan.model_columns

@@ -11,9 +11,10 @@ from typing import Any
 import numpy as np
 
 from xaicli.config import ExplainConfig
-from xaicli.errors import DataError, UsageError, XaiError
+from xaicli.errors import DataError, ModelLoadError, UsageError, XaiError
 from xaicli.io.layout import ROW, check_names
 from xaicli.io.tables import TableSource, open_table
+from xaicli.methods.base import evaluate_in_blocks
 from xaicli.models.adapter import (
     ModelPredictor,
     columns_output_spec,
@@ -21,7 +22,7 @@ from xaicli.models.adapter import (
     resolve_output,
 )
 from xaicli.models.codec import FeatureCodec
-from xaicli.models.loader import ModelSource, load_model, model_fingerprint
+from xaicli.models.loader import ModelSource, load_model, model_exits_as, model_fingerprint
 from xaicli.runner.choose import choose_shap_algorithm
 from xaicli.runner.plan import RunPlan
 from xaicli.runner.validate import InvalidPolicy, invalid_mask, probe_non_finite
@@ -44,6 +45,11 @@ class Prepared:
 
 
 def prepare(config: ExplainConfig) -> Prepared:
+    with model_exits_as(ModelLoadError, config.model, "while checking it on the background rows"):
+        return _prepare(config)
+
+
+def _prepare(config: ExplainConfig) -> Prepared:
     source = open_table(config.data)
     missing_ids = [c for c in config.id_cols if c not in source.schema.names]
     if missing_ids:
@@ -76,8 +82,7 @@ def prepare(config: ExplainConfig) -> Prepared:
         ) from exc
     if not output.columns:  # a callable or a regressor: one output per column it returns
         output = columns_output_spec(output.kind, raw.shape[1], config.classes)
-    if not np.all(np.isfinite(raw)):
-        raise DataError("the model returned NaN or infinite outputs on the background rows")
+    background = _drop_non_finite_outputs(probe, output, background, config.max_eval_rows, notes)
 
     method = "shap" if config.method == "auto" else config.method
     params: dict[str, Any] = {"n_samples": config.n_samples}
@@ -169,6 +174,32 @@ def _drop_invalid_background(probe, background, codec, config, notes):
         )
         background = background[~bad]
     return invalid, background
+
+
+def _drop_non_finite_outputs(probe, output, background, max_eval_rows, notes):
+    """Evaluate the model on the whole background once (it is small) and leave out the rows
+    it answers with NaN or infinity: one such row would make every base value NaN."""
+    try:
+        raw = evaluate_in_blocks(probe.raw, background, max_rows=max_eval_rows)
+    except XaiError:
+        raise
+    except Exception as exc:
+        raise DataError(
+            f"the model failed on the background rows ({type(exc).__name__}: {_line(exc)}); "
+            "pass a --background it can take"
+        ) from exc
+    explained = raw[:, list(output.columns)]
+    bad = ~np.isfinite(explained).all(axis=1)
+    if bad.all():
+        raise DataError(
+            "the model returned NaN or infinite outputs on every background row; "
+            "check the model, or pass a --background it answers finitely"
+        )
+    if bad.any():
+        notes.append(
+            f"left out {int(bad.sum())} background row(s) the model returns NaN or infinity on"
+        )
+    return background[~bad]
 
 
 def _features(config: ExplainConfig, source: TableSource, model: Any) -> tuple[str, ...]:
