@@ -313,3 +313,17 @@ def test_nan_failure_from_a_real_process_says_one_thing(tmp_path):
     assert proc.returncode == 1, proc.stderr
     assert all(line.startswith("xai: ") for line in proc.stderr.strip().splitlines()), proc.stderr
     assert "NaN" in _error_line(proc.stderr)
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("--kernel-width", "inf"), ("--kernel-width", "1e308"), ("--num-features", "5")],
+)
+def test_lime_options_that_would_fail_later_are_bad_usage(tmp_path, option, value):
+    _, data = _table(tmp_path)
+    model = _linear_model(tmp_path)
+    result = run_cli(
+        "explain", "--model", model, "--data", data, "--id-col", "key", "--method", "lime", option, value
+    )  # fmt: skip
+    assert result.exit_code == 2, result.stderr
+    assert option in _error_line(result.stderr)

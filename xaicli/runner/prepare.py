@@ -112,6 +112,11 @@ def _prepare(config: ExplainConfig) -> Prepared:
     elif config.algorithm != "auto":
         raise UsageError(f"--algorithm applies to --method shap, not {method}")
     if method == "lime":
+        if config.num_features is not None and config.num_features > len(features):
+            raise UsageError(
+                f"--num-features must be at most the {len(features)} features explained; "
+                f"got {config.num_features}"
+            )
         params.update(
             kernel_width=config.kernel_width,
             discretize=config.discretize,
