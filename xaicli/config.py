@@ -105,8 +105,14 @@ def build_config(values: dict[str, Any], *, name: Callable[[str], str]) -> Expla
     ):
         if key in v and v[key] < least:
             raise UsageError(f"{name(key)} must be at least {least}; got {v[key]}")
-    if "kernel_width" in v and not v["kernel_width"] > 0:
-        raise UsageError(f"{name('kernel_width')} must be positive; got {v['kernel_width']}")
+    # numpy seeds its generators from non-negative integers only
+    if "seed" in v and v["seed"] < 0:
+        raise UsageError(f"{name('seed')} must be 0 or more; got {v['seed']}")
+    # the LIME kernel squares the width: beyond 1e150 that overflows
+    if "kernel_width" in v and not 0 < v["kernel_width"] <= 1e150:
+        raise UsageError(
+            f"{name('kernel_width')} must be positive and at most 1e150; got {v['kernel_width']}"
+        )
     if v.get("backend") == "dask" and not v.get("scheduler"):
         raise UsageError(f"{name('backend')} dask needs {name('scheduler')} ADDRESS")
     data = Path(v["data"])

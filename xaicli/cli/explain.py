@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from xaicli.cli import options as o
 from xaicli.cli.console import Reporter
 from xaicli.cli.guard import guarded

@@ -106,7 +106,11 @@ Baseline = Annotated[
 Steps = Annotated[int, Opt(help="IG path steps.")]
 NJobs = Annotated[int, Opt(help="Worker processes; -1 = all cores.")]
 ChunkSize = Annotated[
-    int, Opt(help="Rows per task, rounded up to a multiple of 64 (results never depend on it).")
+    int,
+    Opt(
+        help="Rows per task, rounded up to a multiple of 64; smaller on tables of under 16 "
+        "such chunks, so every core works (results never depend on it)."
+    ),
 ]
 Seed = Annotated[int, Opt(help="Seed of every random choice; same seed, same table.")]
 Layout = Annotated[str, Opt(help="wide (a column per feature) | long (a row per feature).")]

@@ -6,11 +6,13 @@ import hashlib
 import importlib
 import importlib.util
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from xaicli.errors import ModelLoadError
+from xaicli.errors import ModelLoadError, XaiError
 
 PICKLE_SUFFIXES = (".joblib", ".pkl", ".pickle")
 SKOPS_SUFFIX = ".skops"
@@ -41,13 +43,28 @@ def model_fingerprint(source: ModelSource) -> str | None:
     return file_sha256(path) if path is not None and path.is_file() else None
 
 
+@contextmanager
+def model_exits_as(error: type[XaiError], model: str, when: str) -> Iterator[None]:
+    """Model code that calls ``sys.exit(n)`` would end xai with code n and no message (or,
+    in a worker, take the worker down): make it our error, naming the model and the code."""
+    try:
+        yield
+    except SystemExit as stop:
+        raise error(f"the model {model} called sys.exit({stop.code!r}) {when}") from None
+
+
 def load_model(source: ModelSource) -> Any:
     """Return the model object or callable that ``source`` names."""
+    with model_exits_as(ModelLoadError, source.spec, "while loading"):
+        return _load(source)
+
+
+def _load(source: ModelSource) -> Any:
     spec = source.spec
     path = Path(spec)
     if path.suffix.lower() in PICKLE_SUFFIXES + (SKOPS_SUFFIX,):
         if not path.is_file():
-            raise ModelLoadError(f"model file not found: {spec}")
+            raise ModelLoadError(_not_a_file(spec))
         if path.suffix.lower() == SKOPS_SUFFIX:
             return _load_skops(path, trust=source.trust)
         return _load_pickle(path)
@@ -57,6 +74,12 @@ def load_model(source: ModelSource) -> Any:
         f"cannot load model {spec!r}: expected a .joblib, .pkl, .pickle or .skops file, "
         "or module.path:attr / path/to/file.py:attr"
     )
+
+
+def _not_a_file(path: str) -> str:
+    if Path(path).is_dir():
+        return f"the model path {path} is a folder; pass the model file inside it"
+    return f"model file not found: {path}"
 
 
 def _load_pickle(path: Path) -> Any:
@@ -98,7 +121,7 @@ def _load_reference(spec: str) -> Any:
     if target.endswith(".py"):
         path = Path(target)
         if not path.is_file():
-            raise ModelLoadError(f"model file not found: {target}")
+            raise ModelLoadError(_not_a_file(target))
         module_name = f"_xai_model_{hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]}"
         module = sys.modules.get(module_name)
         if module is None:
@@ -109,6 +132,9 @@ def _load_reference(spec: str) -> Any:
             sys.modules[module_name] = module
             try:
                 module_spec.loader.exec_module(module)
+            except SystemExit:
+                del sys.modules[module_name]
+                raise
             except Exception as exc:
                 del sys.modules[module_name]
                 raise ModelLoadError(f"importing {target} failed: {exc}") from exc

@@ -12,7 +12,7 @@ import numpy as np
 from xaicli.errors import RunFailure, XaiError
 from xaicli.methods.base import Attributions
 from xaicli.models.adapter import ModelPredictor
-from xaicli.models.loader import load_model
+from xaicli.models.loader import load_model, model_exits_as
 from xaicli.runner.dispatch import run_method
 from xaicli.runner.plan import RunPlan
 
@@ -57,8 +57,12 @@ def compute_chunk(
     """Attributions for the encoded rows X (n_rows, n_features) at positions row_index."""
     model = cached_model(plan)  # first: loading may bring in BLAS/OpenMP libraries
     # extreme values (e.g. 1e308) overflow in the model's and the methods' arithmetic; the
-    # resulting inf/NaN are in the table and checked there, a numpy warning adds nothing
-    with _one_blas_thread(), np.errstate(all="ignore"):
+    # resulting inf/NaN are checked in the results, a numpy warning adds nothing
+    with (
+        _one_blas_thread(),
+        np.errstate(all="ignore"),
+        model_exits_as(RunFailure, plan.model_source.spec, f"on {label}"),
+    ):
         try:
             predictor = ModelPredictor(
                 model, plan.output, plan.features, plan.categorical, categories, plan.model_columns

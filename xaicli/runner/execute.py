@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 
 from xaicli.config import ExplainConfig
-from xaicli.errors import UsageError
+from xaicli.errors import RunFailure, UsageError
 from xaicli.io.layout import ROW, attribution_table
 from xaicli.methods.base import ROW_GROUP, Attributions
 from xaicli.runner.compute import (
@@ -31,7 +31,7 @@ from xaicli.runner.compute import (
 )
 from xaicli.runner.plan import RunPlan
 from xaicli.runner.prepare import Prepared
-from xaicli.runner.validate import invalid_mask, refuse
+from xaicli.runner.validate import invalid_mask, non_finite_rows, refuse
 
 ProgressFn = Callable[[int], None]
 RejectFn = Callable[[pa.Table], None]
@@ -44,6 +44,8 @@ class Chunk:
     X: np.ndarray
     keys: pa.Table
     categories: tuple[tuple[Any, ...], ...]
+    rejected: pa.Table | None = None  # rows the model cannot take: keys and reason
+    rejected_rows: np.ndarray | None = None  # their positions
 
     @property
     def label(self) -> str:
@@ -67,6 +69,29 @@ def aligned_chunk_size(chunk_size: int) -> int:
     return -(-max(1, chunk_size) // ROW_GROUP) * ROW_GROUP
 
 
+#: A table is cut into at least this many chunks (of at least ROW_GROUP rows), so a small
+#: table still keeps every core busy and progress moves during the run.
+MIN_CHUNKS = 16
+
+
+def effective_chunk_size(chunk_size: int, n_rows: int) -> int:
+    """Rows per chunk: ``--chunk-size`` rounded up to a multiple of ROW_GROUP, smaller for
+    tables of fewer than MIN_CHUNKS such chunks. A function of the row count and
+    ``--chunk-size`` only, never of --n-jobs or the machine: a resumed run, perhaps on
+    another machine, must cut the table the same way."""
+    share = aligned_chunk_size(-(-n_rows // MIN_CHUNKS))
+    return min(aligned_chunk_size(chunk_size), max(ROW_GROUP, share))
+
+
+def workers_used(config: ExplainConfig, n_rows: int) -> int | None:
+    """Worker processes a local run starts: no more than it has chunks. None on Dask,
+    where the cluster decides."""
+    if config.backend != "loky":
+        return None
+    n_chunks = -(-n_rows // effective_chunk_size(config.chunk_size, n_rows))
+    return max(1, min(effective_n_jobs(config.n_jobs), n_chunks))
+
+
 def _exact_batches(batches: Iterator[pa.RecordBatch], size: int) -> Iterator[pa.Table]:
     """Re-cut record batches (which may end early at file or block ends) to ``size`` rows."""
     pending: list[pa.RecordBatch] = []
@@ -83,11 +108,9 @@ def _exact_batches(batches: Iterator[pa.RecordBatch], size: int) -> Iterator[pa.
         yield pa.Table.from_batches(pending)
 
 
-def iter_chunks(
-    prepared: Prepared, chunk_size: int, on_reject: RejectFn | None = None
-) -> Iterator[Chunk]:
+def iter_chunks(prepared: Prepared, chunk_size: int) -> Iterator[Chunk]:
     """Encoded chunks of ``chunk_size`` input rows, in input order, without the rows the
-    model cannot take (an error, or passed to ``on_reject`` with ``--on-invalid skip``)."""
+    model cannot take (an error, or kept in ``Chunk.rejected`` with ``--on-invalid skip``)."""
     plan = prepared.plan
     keys = prepared.key_columns
     columns = list(dict.fromkeys(list(plan.features) + list(keys)))
@@ -102,6 +125,7 @@ def iter_chunks(
         else:
             key_table = pa.table({ROW: pa.array(rows, pa.int64())})
         bad, reasons = invalid_mask(X, categorical, prepared.invalid)
+        rejected = rejected_rows = None
         if bad.any():
             first = int(np.flatnonzero(bad)[0])
             if prepared.invalid.on_invalid == "error":
@@ -110,12 +134,12 @@ def iter_chunks(
                 ]
                 first_id = key_table.column(0)[first].as_py()
                 raise refuse(int(rows[first]), first_id, reasons[0], names, prepared.invalid)
-            if on_reject is not None:
-                rejected = key_table.filter(pa.array(bad))
-                on_reject(rejected.append_column("reason", pa.array(reasons, pa.string())))
+            rejected = key_table.filter(pa.array(bad))
+            rejected = rejected.append_column("reason", pa.array(reasons, pa.string()))
+            rejected_rows = rows[bad]
             keep = ~bad
             X, rows, key_table = X[keep], rows[keep], key_table.filter(pa.array(keep))
-        yield Chunk(index, rows, X, key_table, prepared.codec.snapshot())
+        yield Chunk(index, rows, X, key_table, prepared.codec.snapshot(), rejected, rejected_rows)
         position += table.num_rows
 
 
@@ -130,21 +154,21 @@ def run_chunks(
     """(chunk index, output table) of every chunk in input order; ``None`` for the chunks
     ``skip`` names (already committed by an earlier run: read, but not recomputed)."""
     plan = prepared.plan
-    chunk_size = aligned_chunk_size(config.chunk_size)
+    chunk_size = effective_chunk_size(config.chunk_size, prepared.n_rows)
     # no more workers than chunks: a one-chunk run stays in this process (no pool start-up)
-    n_jobs = min(effective_n_jobs(config.n_jobs), -(-prepared.n_rows // chunk_size))
-    chunks = iter_chunks(prepared, chunk_size, on_reject)
+    n_jobs = workers_used(config, prepared.n_rows) or 1
+    chunks = iter_chunks(prepared, chunk_size)
 
     def tables(results: Iterator[tuple[Chunk, Any]]) -> Iterator[tuple[int, pa.Table | None]]:
         for chunk, result in results:
             if on_progress is not None:
                 on_progress(len(chunk.X))
             if result is None:
+                _report_rejects(chunk, on_reject)
                 yield chunk.index, None
                 continue
-            table = attribution_table(
-                result, chunk.keys, plan.output.names, plan.features, config.layout
-            )
+            result, keys = _finite_rows_only(chunk, result, config.on_invalid, on_reject)
+            table = attribution_table(result, keys, plan.output.names, plan.features, config.layout)
             yield chunk.index, table
 
     remember_model(plan.model_key, prepared.model)
@@ -180,9 +204,76 @@ def run_chunks(
         # stopping early (an error, a closed pipe) cancels queued tasks; that is intended
         warnings.filterwarnings("ignore", message=".*tasks which were still being processed")
         parallel = Parallel(n_jobs=n_jobs, return_as="generator", pre_dispatch="2*n_jobs")
-        yield from tables(
-            (dispatched.popleft(), reissue(result, registry)) for result in parallel(tasks())
-        )
+        results = parallel(tasks())
+        try:
+            yield from tables(
+                (dispatched.popleft(), reissue(result, registry)) for result in results
+            )
+        finally:
+            results.close()  # here, under the filter, when tables() stops the run
+
+
+def _finite_rows_only(
+    chunk: Chunk, result: Attributions, on_invalid: str, on_reject: RejectFn | None
+) -> tuple[Attributions, pa.Table]:
+    """The chunk's results and keys without rows the model answered NaN or infinity on:
+    a runtime failure naming them, or (``--on-invalid skip``) rejected with the reason.
+    NaN never reaches the output table."""
+    bad, reasons = non_finite_rows(result)
+    if not bad.any():
+        _report_rejects(chunk, on_reject)
+        return result, chunk.keys
+    if on_invalid == "error":
+        raise _model_failure(chunk, bad, reasons)
+    keys = chunk.keys.filter(pa.array(bad))
+    _report_rejects(
+        chunk, on_reject, keys.append_column("reason", pa.array(reasons, pa.string())), bad
+    )
+    keep = ~bad
+    kept = Attributions(
+        values=result.values[keep],
+        base_values=result.base_values[keep],
+        predictions=result.predictions[keep],
+        extras={name: extra[keep] for name, extra in result.extras.items()},
+    )
+    return kept, chunk.keys.filter(pa.array(keep))
+
+
+def _report_rejects(
+    chunk: Chunk,
+    on_reject: RejectFn | None,
+    model_rejects: pa.Table | None = None,
+    model_bad: np.ndarray | None = None,
+) -> None:
+    """Pass on a chunk's rejected rows (the data's and the model's) in input order."""
+    if on_reject is None:
+        return
+    parts, positions = [], []
+    if chunk.rejected is not None and chunk.rejected_rows is not None:
+        parts.append(chunk.rejected)
+        positions.append(chunk.rejected_rows)
+    if model_rejects is not None and model_bad is not None:
+        parts.append(model_rejects)
+        positions.append(chunk.rows[model_bad])
+    if not parts:
+        return
+    table = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
+    if len(parts) > 1:
+        table = table.take(pa.array(np.argsort(np.concatenate(positions), kind="stable")))
+    on_reject(table)
+
+
+def _model_failure(chunk: Chunk, bad: np.ndarray, reasons: list[str]) -> RunFailure:
+    where = np.flatnonzero(bad)
+    named = ", ".join(
+        f"row {chunk.rows[i]} (id {chunk.keys.column(0)[int(i)].as_py()})" for i in where[:3]
+    )
+    more = ", ..." if len(where) > 3 else ""
+    reason = reasons[0] if len(set(reasons)) == 1 else "model returned NaN or infinite values"
+    return RunFailure(
+        f"{chunk.label}: the {reason} for {len(where)} row(s): {named}{more}; pass "
+        "--on-invalid skip to write such rows to the rejects file instead"
+    )
 
 
 def _nothing() -> None:

@@ -27,10 +27,10 @@ from xaicli.io.manifest import build_manifest
 from xaicli.io.writer import TableWriter, write_json_atomic
 from xaicli.runner.execute import (
     Timer,
-    aligned_chunk_size,
-    effective_n_jobs,
+    effective_chunk_size,
     empty_result,
     run_chunks,
+    workers_used,
 )
 from xaicli.runner.prepare import Prepared, prepare
 from xaicli.runner.signals import Terminated, terminate_as_exception
@@ -134,7 +134,10 @@ def _run(
     manifest = build_manifest(
         tool_version=__version__,
         facts={**prepared.facts, "data": str(config.data)},
-        parameters={**config.parameters(), "n_jobs_effective": effective_n_jobs(config.n_jobs)},
+        parameters={
+            **config.parameters(),
+            "n_jobs_effective": workers_used(config, prepared.n_rows),
+        },
         extra={
             "output": config.out,
             "fingerprint": fingerprint,
@@ -241,7 +244,7 @@ _NEUTRAL = {"n_jobs", "quiet", "overwrite", "resume", "manifest", "backend", "sc
 
 def _fingerprint(prepared: Prepared, config: ExplainConfig) -> dict:
     parameters = {k: v for k, v in config.parameters().items() if k not in _NEUTRAL}
-    parameters["chunk_size"] = aligned_chunk_size(config.chunk_size)
+    parameters["chunk_size"] = effective_chunk_size(config.chunk_size, prepared.n_rows)
     return {
         "tool_version": __version__,
         "model_sha256": prepared.facts["model_sha256"],

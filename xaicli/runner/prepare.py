@@ -12,9 +12,10 @@ from typing import Any
 import numpy as np
 
 from xaicli.config import ExplainConfig, resolve_names
-from xaicli.errors import DataError, UsageError, XaiError
+from xaicli.errors import DataError, ModelLoadError, UsageError, XaiError
 from xaicli.io.layout import ROW, check_names
 from xaicli.io.tables import TableSource, open_table
+from xaicli.methods.base import evaluate_in_blocks
 from xaicli.models.adapter import (
     ModelPredictor,
     columns_output_spec,
@@ -22,7 +23,7 @@ from xaicli.models.adapter import (
     resolve_output,
 )
 from xaicli.models.codec import FeatureCodec
-from xaicli.models.loader import ModelSource, load_model, model_fingerprint
+from xaicli.models.loader import ModelSource, load_model, model_exits_as, model_fingerprint
 from xaicli.runner.choose import choose_shap_algorithm
 from xaicli.runner.plan import RunPlan
 from xaicli.runner.scan import (
@@ -53,6 +54,11 @@ class Prepared:
 
 
 def prepare(config: ExplainConfig) -> Prepared:
+    with model_exits_as(ModelLoadError, config.model, "while checking it on the background rows"):
+        return _prepare(config)
+
+
+def _prepare(config: ExplainConfig) -> Prepared:
     source = open_table(config.data, text_columns=config.id_cols)
     resolved = _resolve_lists(config, source.schema.names)
     if resolved.id_cols != config.id_cols:  # a comma shorthand: CSV ids are read as text
@@ -95,8 +101,7 @@ def prepare(config: ExplainConfig) -> Prepared:
     check_text_values(probe, scan, codec, background, config.data)
     if not output.columns:  # a callable or a regressor: one output per column it returns
         output = columns_output_spec(output.kind, raw.shape[1], config.classes)
-    if not np.all(np.isfinite(raw)):
-        raise DataError("the model returned NaN or infinite outputs on the background rows")
+    background = _drop_non_finite_outputs(probe, output, background, config.max_eval_rows, notes)
 
     method = "shap" if config.method == "auto" else config.method
     params: dict[str, Any] = {"n_samples": config.n_samples}
@@ -127,6 +132,11 @@ def prepare(config: ExplainConfig) -> Prepared:
         raise UsageError(f"--algorithm applies to --method shap, not {method}")
     if method == "lime":
         invalid = _check_lime(config, invalid, background, codec, features)
+        if config.num_features is not None and config.num_features > len(features):
+            raise UsageError(
+                f"--num-features must be at most the {len(features)} features explained; "
+                f"got {config.num_features}"
+            )
         params.update(
             kernel_width=config.kernel_width,
             discretize=config.discretize,
@@ -225,6 +235,38 @@ def _drop_invalid_background(probe, background, codec, config, notes):
 
 def _quoted(names: list[str]) -> str:
     return ", ".join(repr(name) for name in names)
+
+
+def _drop_non_finite_outputs(probe, output, background, max_eval_rows, notes):
+    """Evaluate the model on the whole background once (it is small) and leave out the rows
+    it answers with NaN or infinity: one such row would make every base value NaN."""
+    try:
+        raw = evaluate_in_blocks(probe.raw, background, max_rows=max_eval_rows)
+    except XaiError:
+        raise
+    except Exception as exc:
+        raise DataError(
+            f"the model failed on the background rows ({type(exc).__name__}: {_line(exc)}); "
+            "pass a --background it can take"
+        ) from exc
+    explained = raw[:, list(output.columns)]
+    bad = ~np.isfinite(explained).all(axis=1)
+    if bad.all():
+        raise DataError(
+            "the model returned NaN or infinite outputs on every background row; "
+            "check the model, or pass a --background it answers finitely"
+        )
+    if bad.any():
+        notes.append(
+            f"left out {int(bad.sum())} background row(s) the model returns NaN or infinity on"
+        )
+    if not np.isfinite(explained[~bad].mean(axis=0)).all():
+        # every base value would be infinite: refuse now rather than fail on every row
+        raise DataError(
+            "the model's outputs on the background rows overflow when averaged (values up to "
+            f"{np.abs(explained[~bad]).max():.3g}); pass a --background with ordinary values"
+        )
+    return background[~bad]
 
 
 def _features(config: ExplainConfig, source: TableSource, model: Any) -> tuple[str, ...]:

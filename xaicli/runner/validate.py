@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from xaicli.errors import DataError
+from xaicli.methods.base import Attributions
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,9 @@ def probe_non_finite(predictor, row: np.ndarray, categorical: np.ndarray) -> tup
         probe[0, numeric] = value
         try:
             answers.append(bool(np.all(np.isfinite(predictor(probe)))))
-        except Exception:  # the model refusing is the answer we are after
+        # the model refusing is the answer we are after, even by ending the process: rows
+        # with such values then never reach it
+        except (Exception, SystemExit):
             answers.append(False)
     return answers[0], answers[1]
 
@@ -51,7 +54,31 @@ def invalid_mask(
 def refuse(
     first_row: int, first_id: object, reason: str, names: list[str], policy: InvalidPolicy
 ) -> DataError:
+    article = "an" if reason[0] in "aeiou" else "a"
     return DataError(
-        f"row {first_row} (id {first_id}) has a {reason} in {', '.join(names)}, which "
+        f"row {first_row} (id {first_id}) has {article} {reason} in {', '.join(names)}, which "
         f"{policy.refuser} cannot take; {policy.advice}clean the data or pass --on-invalid skip"
     )
+
+
+def non_finite_rows(result: Attributions) -> tuple[np.ndarray, list[str]]:
+    """(n_rows,) True where the model's answers left NaN or infinity in a row's results
+    (prediction, base value, attributions or extras), and the reason for each such row."""
+    n = result.predictions.shape[0]
+    parts = [result.values, result.base_values, result.predictions, *result.extras.values()]
+    finite = np.ones(n, dtype=bool)
+    for part in parts:
+        finite &= np.isfinite(np.asarray(part).reshape(n, -1)).all(axis=1)
+    bad = ~finite
+    reasons = []
+    for i in np.flatnonzero(bad):
+        prediction, base = result.predictions[i], result.base_values[i]
+        if np.isnan(prediction).any():
+            reasons.append("model returned NaN")
+        elif np.isinf(prediction).any():
+            reasons.append("model returned an infinite value")
+        elif not np.isfinite(base).all():
+            reasons.append("model returned NaN or infinity on the reference rows")
+        else:
+            reasons.append("model returned NaN or infinity on the row's perturbations")
+    return bad, reasons
