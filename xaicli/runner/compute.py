@@ -33,7 +33,7 @@ def cached_model(plan: RunPlan) -> Any:
     return model
 
 
-def _one_blas_thread():
+def one_blas_thread():
     """One BLAS/OpenMP thread per worker: cores are shared out by processes. The controller
     is built once per process (building it scans the loaded libraries)."""
     global _THREADPOOLS
@@ -53,7 +53,7 @@ def compute_chunk(
 ) -> Attributions:
     """Attributions for the encoded rows X (n_rows, n_features) at positions row_index."""
     model = cached_model(plan)  # first: loading may bring in BLAS/OpenMP libraries
-    with _one_blas_thread():
+    with one_blas_thread():
         try:
             predictor = ModelPredictor(
                 model, plan.output, plan.features, plan.categorical, categories, plan.model_columns

@@ -24,7 +24,7 @@ from xaicli.errors import UsageError
 from xaicli.io.layout import ROW, attribution_table
 from xaicli.methods.base import ROW_GROUP, Attributions
 from xaicli.runner.compute import compute_chunk, remember_model
-from xaicli.runner.plan import RunPlan
+from xaicli.runner.plan import RunPlan, shipped_once
 from xaicli.runner.prepare import Prepared
 from xaicli.runner.validate import invalid_mask, refuse
 
@@ -168,7 +168,11 @@ def run_chunks(
             parallel = Parallel(n_jobs=-1, return_as="generator", pre_dispatch=f"{2 * n_workers}")
             yield from tables((dispatched.popleft(), result) for result in parallel(tasks()))
         return
-    with parallel_config(backend="loky", inner_max_num_threads=1), warnings.catch_warnings():
+    with (
+        parallel_config(backend="loky", inner_max_num_threads=1),
+        warnings.catch_warnings(),
+        shipped_once(plan) as plan,  # tasks() reads it: each worker reads the structure once
+    ):
         # stopping early (an error, a closed pipe) cancels queued tasks; that is intended
         warnings.filterwarnings("ignore", message=".*tasks which were still being processed")
         parallel = Parallel(n_jobs=n_jobs, return_as="generator", pre_dispatch="2*n_jobs")
