@@ -23,9 +23,6 @@ class ModelSource:
     spec: str
     trust: bool = False
 
-    def describe(self) -> str:
-        return self.spec
-
 
 def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
