@@ -144,7 +144,9 @@ def _neighbourhood(predict, background, rows, categorical, discretize, seed, nei
     sampler = TabularSampler.fit(background, categorical, discretize)
     n_rows, n_features = rows.shape
     if neighbourhood == "per-row":
-        inputs, Z = sampler.sample(rows, [row_rng(seed, i) for i in range(n_rows)], N_SAMPLES)
+        rngs = [row_rng(seed, i) for i in range(n_rows)]
+        inputs, neighbours = sampler.draw_rows(rows, rngs, N_SAMPLES)
+        Z = sampler.interpretable(rows, neighbours)
         Y = predict(inputs.reshape(-1, n_features)).reshape(n_rows, N_SAMPLES, -1)
     else:
         pool = sampler.draw(np.random.default_rng([seed, LIME_POOL_STREAM]), N_SAMPLES - 1)
@@ -214,7 +216,8 @@ def test_sampler_matches_lime_neighbourhood_distribution(neighbourhood):
     lime_z, lime_x = explainer._LimeTabularExplainer__data_inverse(row, n)
     sampler = TabularSampler.fit(background, categorical, discretize=True)
     if neighbourhood == "per-row":
-        inputs, Z = sampler.sample(row[None], [row_rng(0, 0)], n)
+        inputs, neighbours = sampler.draw_rows(row[None], [row_rng(0, 0)], n)
+        Z = sampler.interpretable(row[None], neighbours)
         inputs = inputs[0]
     else:
         pool = sampler.draw(np.random.default_rng(0), n - 1)

@@ -255,14 +255,6 @@ class TabularSampler:
             self._fill(rng, neighbours.rows(r), scratch)
         return inputs, neighbours
 
-    def sample(
-        self, X: FloatArray, rngs: Sequence[np.random.Generator], n_samples: int
-    ) -> tuple[FloatArray, FloatArray]:
-        """:meth:`draw_rows` with the interpretable representation: ``(inputs,
-        interpretable)``, both (R, n_samples, M), sample 0 the row itself."""
-        inputs, neighbours = self.draw_rows(X, rngs, n_samples)
-        return inputs, self.interpretable(X, neighbours)
-
     def interpretable(
         self, X: FloatArray, neighbours: Neighbours, out: FloatArray | None = None
     ) -> FloatArray:

@@ -50,6 +50,34 @@ class DenseLayers:
     columns: tuple[int, ...]
 
 
+@dataclass(frozen=True)
+class NetworkBackground:
+    """What the hybrids of every row share: the layers after the first, and the first
+    layer on the background rows.
+
+    pre: (B, H) the background rows' first-layer pre-activations.
+    terms: (B, M, H) their per-column first-layer terms.
+    """
+
+    layers: DenseLayers
+    pre: FloatArray
+    terms: FloatArray
+
+    @classmethod
+    def measure(
+        cls,
+        layers: DenseLayers,
+        first_layer: Callable[[FloatArray], FloatArray],
+        first_layer_terms: Callable[[FloatArray], FloatArray],
+        background: FloatArray,
+    ) -> NetworkBackground:
+        return cls(
+            layers,
+            np.ascontiguousarray(first_layer(background), dtype=np.float64),
+            np.ascontiguousarray(first_layer_terms(background), dtype=np.float64),
+        )
+
+
 class NetworkHybrids:
     """``hybrids(x, masks) -> (g, B, C, K)``: the network's explained outputs on the hybrid
     rows of x (g, M) and the background (B, M), for masks (g|1, C, B|1, M), True = x.
@@ -66,12 +94,31 @@ class NetworkHybrids:
         first_layer_terms: Callable[[FloatArray], FloatArray],
         background: FloatArray,
     ) -> None:
+        network = NetworkBackground.measure(layers, first_layer, first_layer_terms, background)
+        self._bind(network, first_layer_terms)
+
+    @classmethod
+    def from_background(
+        cls,
+        network: NetworkBackground,
+        first_layer_terms: Callable[[FloatArray], FloatArray],
+    ) -> NetworkHybrids:
+        """Hybrids over a background measured once (:meth:`NetworkBackground.measure`);
+        ``first_layer_terms`` measures the explained rows the same way."""
+        hybrids = cls.__new__(cls)
+        hybrids._bind(network, first_layer_terms)
+        return hybrids
+
+    def _bind(
+        self,
+        network: NetworkBackground,
+        first_layer_terms: Callable[[FloatArray], FloatArray],
+    ) -> None:
+        layers = network.layers
         self.layers = layers
         self.first_layer_terms = first_layer_terms
-        self.background_pre = np.ascontiguousarray(first_layer(background), dtype=np.float64)
-        self.background_terms = np.ascontiguousarray(
-            first_layer_terms(background), dtype=np.float64
-        )
+        self.background_pre = network.pre
+        self.background_terms = network.terms
         self.weights = tuple(np.ascontiguousarray(w, dtype=np.float64) for w in layers.weights)
         self.biases = tuple(np.ascontiguousarray(b, dtype=np.float64) for b in layers.biases)
         n_raw = self.weights[-1].shape[1]

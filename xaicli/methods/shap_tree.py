@@ -34,7 +34,7 @@ import numpy as np
 from numba import njit
 
 from xaicli.methods.base import Attributions, FloatArray, IntArray
-from xaicli.models.trees import TreeEnsemble, route
+from xaicli.methods.tree_ensemble import TreeEnsemble, route
 
 __all__ = ["interventional_tree_shap"]
 

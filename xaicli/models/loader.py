@@ -25,9 +25,6 @@ class ModelSource:
     spec: str
     trust: bool = False
 
-    def describe(self) -> str:
-        return self.spec
-
 
 def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()

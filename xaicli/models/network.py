@@ -13,6 +13,12 @@ from typing import Any
 
 import numpy as np
 
+from xaicli.methods.shap_network import (
+    HIDDEN_ACTIVATIONS,
+    OUTPUT_ACTIVATIONS,
+    DenseLayers,
+    NetworkBackground,
+)
 from xaicli.models.adapter import ModelPredictor
 from xaicli.models.structure import final_estimator, is_pipeline, per_column_steps
 
@@ -54,6 +60,35 @@ def network_parts(model: Any, output_kind: str) -> NetworkParts | None:
         two_class=output_kind == "proba" and coefs[-1].shape[1] == 1,
         preprocess=model[:-1] if is_pipeline(model) else None,
     )
+
+
+def network_background(
+    model: Any,
+    output_kind: str,
+    predictor: ModelPredictor,
+    background: np.ndarray,
+    columns: tuple[int, ...],
+) -> NetworkBackground | None:
+    """For a recognised perceptron, its later layers and its first layer measured on the
+    background rows (encoded, B x M), explaining the output ``columns``; None for any other
+    model. What every chunk shares: built once per run."""
+    parts = network_parts(model, output_kind)
+    if (
+        parts is None
+        or parts.activation not in HIDDEN_ACTIVATIONS
+        or parts.out_activation not in OUTPUT_ACTIVATIONS
+    ):
+        return None
+    first = FirstLayer(parts, predictor, background[0])
+    layers = DenseLayers(
+        weights=parts.coefs[1:],
+        biases=parts.intercepts[1:],
+        hidden_activation=parts.activation,
+        output_activation=parts.out_activation,
+        two_class=parts.two_class,
+        columns=columns,
+    )
+    return NetworkBackground.measure(layers, first.pre, first.terms, background)
 
 
 class FirstLayer:

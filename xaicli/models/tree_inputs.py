@@ -22,15 +22,18 @@ from xaicli.models.trees import TreeEnsemble, TreeModelNotSupported, extract_tre
 
 @dataclass(frozen=True)
 class TreeInputs:
+    """What TreeSHAP needs from the model and the background, built once per run."""
+
     ensemble: TreeEnsemble
     groups: np.ndarray | None  # internal column -> index in the explained features
-    preprocess: Any  # the fitted steps before the trees, or None
+    background: np.ndarray  # (n_background, n_internal): the background in the trees' input
 
-    def internal(self, frame: Any) -> np.ndarray:
-        """The trees' input for model-facing rows (a DataFrame or array)."""
-        if self.preprocess is None:
-            return np.asarray(frame, dtype=np.float64)
-        return _dense(self.preprocess.transform(frame))
+
+def tree_rows(model: Any, frame: Any) -> np.ndarray:
+    """The trees' input for model-facing rows (a DataFrame or array)."""
+    if not is_pipeline(model):
+        return np.asarray(frame, dtype=np.float64)
+    return _dense(model[:-1].transform(frame))
 
 
 def tree_inputs(
@@ -43,21 +46,23 @@ def tree_inputs(
         groups = (
             None if columns == list(features) else np.array([features.index(c) for c in columns])
         )
-        return TreeInputs(ensemble, groups, None)
+        return TreeInputs(ensemble, groups, tree_rows(model, background_frame))
     if not per_column_steps(model):
         raise TreeModelNotSupported(
             "the Pipeline's preprocessing mixes columns, so its trees' inputs are not per input column"
         )
     ensemble = extract_tree_ensemble(model.steps[-1][1], output_kind)
-    preprocess = model[:-1]
-    groups = _groups(preprocess, pd.DataFrame(background_frame), features)
-    return TreeInputs(ensemble, groups, preprocess)
+    background = tree_rows(model, background_frame)
+    groups = _groups(model[:-1], pd.DataFrame(background_frame), features, background)
+    return TreeInputs(ensemble, groups, background)
 
 
-def _groups(preprocess: Any, frame: pd.DataFrame, features: tuple[str, ...]) -> np.ndarray:
+def _groups(
+    preprocess: Any, frame: pd.DataFrame, features: tuple[str, ...], base: np.ndarray
+) -> np.ndarray:
     """Which input column each transformed column depends on, found by changing one input
-    column at a time (rolling its values over the background rows)."""
-    base = _dense(preprocess.transform(frame))
+    column at a time (rolling its values over the background rows) and comparing with the
+    transformed background ``base``."""
     groups = np.full(base.shape[1], -1)
     for name in frame.columns:
         changed_frame = frame.copy()

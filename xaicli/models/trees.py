@@ -1,7 +1,7 @@
 """Flatten fitted scikit-learn tree ensembles into numba-friendly arrays.
 
-``extract_tree_ensemble`` turns a supported model into a :class:`TreeEnsemble`
-whose ``predict`` reproduces the model's output (``predict``, ``predict_proba``
+``extract_tree_ensemble`` turns a supported model into a
+:class:`~xaicli.methods.tree_ensemble.TreeEnsemble` whose ``predict`` reproduces the model's output (``predict``, ``predict_proba``
 or ``decision_function``) exactly, split decisions and missing-value routing
 included. Anything whose output is not a plain sum of trees is refused with
 :class:`TreeModelNotSupported` rather than approximated.
@@ -9,11 +9,9 @@ included. Anything whose output is not a plain sum of trees is refused with
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from numba import njit
 from sklearn.dummy import DummyClassifier, DummyRegressor
 from sklearn.ensemble import (
     ExtraTreesClassifier,
@@ -29,9 +27,10 @@ from sklearn.exceptions import NotFittedError
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 from sklearn.utils.validation import check_is_fitted
 
-from xaicli.methods.base import BoolArray, FloatArray, IntArray
+from xaicli.methods.base import FloatArray
+from xaicli.methods.tree_ensemble import TreeEnsemble
 
-__all__ = ["OUTPUTS", "TreeEnsemble", "TreeModelNotSupported", "extract_tree_ensemble"]
+__all__ = ["OUTPUTS", "TreeModelNotSupported", "extract_tree_ensemble"]
 
 #: The model outputs a tree ensemble can be asked to reproduce.
 OUTPUTS = ("proba", "decision", "predict")
@@ -52,123 +51,6 @@ _BOOSTED_PROBA_MESSAGE = (
 
 class TreeModelNotSupported(Exception):
     """The model (or the requested output) cannot be explained exactly by TreeSHAP."""
-
-
-@dataclass(frozen=True, eq=False)  # array fields: compare by identity
-class TreeEnsemble:
-    """All trees of an ensemble, nodes concatenated; output = offset + sum of leaf values.
-
-    Node arrays have shape ``(n_nodes,)``; child indices are global (into the
-    concatenated arrays) and ``-1`` marks a leaf.
-
-    roots:          (n_trees,) index of each tree's root node.
-    left, right:    (n_nodes,) children; ``x[feature] <= threshold`` goes left.
-    feature:        (n_nodes,) internal feature column split on (-1 at leaves).
-    threshold:      (n_nodes,) float64 split threshold.
-    missing_left:   (n_nodes,) where ``NaN`` goes: True = left.
-    value:          (n_nodes, n_outputs) leaf values, already scaled (1/n_trees,
-                    learning rate), so the prediction is a plain sum.
-    tree_output:    (n_trees,) the only output column a tree's leaves touch, or
-                    -1 when they span all outputs (multiclass boosting has one
-                    tree per class; kernels use this to skip the zero columns).
-    offset:         (n_outputs,) constant added to the sum of trees.
-    n_features:     number of input columns the trees index.
-    float32_inputs: the model compares ``float32(x)`` with the threshold
-                    (scikit-learn's ``tree_``-based models), so inputs are
-                    rounded to float32 first to take the model's own branches.
-    max_depth:      the deepest root-to-leaf path, in splits.
-    """
-
-    roots: IntArray
-    left: IntArray
-    right: IntArray
-    feature: IntArray
-    threshold: FloatArray
-    missing_left: BoolArray
-    value: FloatArray
-    tree_output: IntArray
-    offset: FloatArray
-    n_features: int
-    float32_inputs: bool
-    max_depth: int
-
-    @property
-    def n_outputs(self) -> int:
-        return int(self.value.shape[1])
-
-    @property
-    def n_trees(self) -> int:
-        return int(self.roots.shape[0])
-
-    def prepare(self, X: Any, *, name: str = "X") -> FloatArray:
-        """``X`` as a C-contiguous float64 (n, n_features) matrix, rounded the way the model
-        rounds its inputs, so that comparisons with ``threshold`` branch like the model."""
-        X = np.asarray(X, dtype=np.float64)
-        if X.ndim != 2 or X.shape[1] != self.n_features:
-            raise ValueError(
-                f"{name} must be a 2-D array with {self.n_features} columns (the model's "
-                f"n_features), got shape {X.shape}"
-            )
-        if self.float32_inputs:
-            with np.errstate(over="ignore"):  # beyond float32 range -> inf, as in sklearn
-                X = X.astype(np.float32).astype(np.float64)
-        return np.ascontiguousarray(X)
-
-    def predict(self, X: Any) -> FloatArray:
-        """The model output for ``X`` (n, n_features): shape (n, n_outputs)."""
-        return _predict(
-            self.prepare(X),
-            self.roots,
-            self.left,
-            self.right,
-            self.feature,
-            self.threshold,
-            self.missing_left,
-            self.value,
-            self.tree_output,
-            self.offset,
-        )
-
-
-@njit(cache=True)
-def route(v, threshold, missing_left, left, right):  # type: ignore[no-untyped-def]
-    """The child (``left`` or ``right``) that value ``v`` of the split feature goes to.
-
-    The models' own rule: ``NaN`` follows ``missing_left``, else ``v <= threshold``
-    goes left. Scalars only: numba increfs array arguments on every call.
-    Numba's cache does not notice edits here in callers' cached machine code
-    (``shap_tree``): delete their ``__pycache__/*.nbi`` after changing this.
-    """
-    if np.isnan(v):
-        return left if missing_left else right
-    return left if v <= threshold else right
-
-
-@njit(cache=True)
-def _predict(X, roots, left, right, feature, threshold, missing_left, value, tree_output, offset):  # type: ignore[no-untyped-def]
-    n_outputs = value.shape[1]
-    out = np.empty((X.shape[0], n_outputs))
-    for i in range(X.shape[0]):
-        for k in range(n_outputs):
-            out[i, k] = offset[k]
-        # trees in model order, so sums round like the model's own accumulation
-        for t in range(roots.shape[0]):
-            node = roots[t]
-            while left[node] >= 0:
-                node = route(
-                    X[i, feature[node]],
-                    threshold[node],
-                    missing_left[node],
-                    left[node],
-                    right[node],
-                )
-            k_only = tree_output[t]
-            if k_only >= 0:
-                out[i, k_only] += value[node, k_only]
-            else:
-                for k in range(n_outputs):
-                    out[i, k] += value[node, k]
-    return out
 
 
 def extract_tree_ensemble(model: Any, output: str) -> TreeEnsemble:

@@ -17,6 +17,7 @@ class Choice:
     algorithm: str
     reason: str
     hint: str | None = None
+    tree_inputs: Any = None  # for "tree": what deciding built, kept for the run
 
 
 def choose_shap_algorithm(
@@ -28,11 +29,15 @@ def choose_shap_algorithm(
     background_frame: Any,
 ) -> Choice:
     n_features = len(features)
-    tree_problem = _tree_problem(model, output_kind, any_categorical, background_frame, features)
+    tree_problem, tree_inputs = None, None
+    if requested in ("auto", "tree", "tree-path"):
+        tree_problem, tree_inputs = _tree_problem(
+            model, output_kind, any_categorical, background_frame, features
+        )
     if requested == "tree":
         if tree_problem:
             raise UsageError(f"--algorithm tree: {tree_problem}")
-        return Choice("tree", "requested")
+        return Choice("tree", "requested", tree_inputs=tree_inputs)
     if requested == "tree-path":
         if is_pipeline(model):
             tree_problem = (
@@ -62,7 +67,9 @@ def choose_shap_algorithm(
     # auto
     hint = None
     if not tree_problem:
-        return Choice("tree", "tree ensemble: exact interventional TreeSHAP")
+        return Choice(
+            "tree", "tree ensemble: exact interventional TreeSHAP", tree_inputs=tree_inputs
+        )
     if output_kind == "proba" and _is_boosted(model):
         hint = (
             "the probability of a boosted classifier has no exact TreeSHAP; "
@@ -90,17 +97,17 @@ def _tree_problem(
     any_categorical: bool,
     background_frame: Any,
     features: tuple[str, ...],
-) -> str | None:
-    """Why TreeSHAP cannot run on this model, or None when it can."""
+) -> tuple[str | None, Any]:
+    """Why TreeSHAP cannot run on this model (None when it can), and when it can, the trees'
+    inputs (``xaicli.models.tree_inputs.TreeInputs``) built to find out."""
     if output_kind == "call":
-        return "the model is a plain callable, not a tree ensemble"
+        return "the model is a plain callable, not a tree ensemble", None
     if any_categorical and not is_pipeline(model):
-        return "TreeSHAP needs numeric input columns"
+        return "TreeSHAP needs numeric input columns", None
     from xaicli.models.tree_inputs import tree_inputs
     from xaicli.models.trees import TreeModelNotSupported
 
     try:
-        tree_inputs(model, output_kind, background_frame, features)
+        return None, tree_inputs(model, output_kind, background_frame, features)
     except TreeModelNotSupported as exc:
-        return str(exc)
-    return None
+        return str(exc), None

@@ -36,7 +36,7 @@ def cached_model(plan: RunPlan) -> Any:
     return model
 
 
-def _one_blas_thread():
+def one_blas_thread():
     """One BLAS/OpenMP thread per worker: cores are shared out by processes. The controller
     is built once per process (building it scans the loaded libraries)."""
     global _THREADPOOLS
@@ -59,7 +59,7 @@ def compute_chunk(
     # extreme values (e.g. 1e308) overflow in the model's and the methods' arithmetic; the
     # resulting inf/NaN are checked in the results, a numpy warning adds nothing
     with (
-        _one_blas_thread(),
+        one_blas_thread(),
         np.errstate(all="ignore"),
         model_exits_as(RunFailure, plan.model_source.spec, f"on {label}"),
     ):

@@ -5,7 +5,6 @@ A new method is one module in ``xaicli.methods``, one function here and one test
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -14,14 +13,11 @@ import numpy as np
 
 from xaicli.methods.base import Attributions, row_blocks
 from xaicli.models.adapter import ModelPredictor
-from xaicli.runner.plan import RunPlan
+from xaicli.runner.plan import RunPlan, structure_of
 
 #: (plan, model, predictor, X (n_rows, n_features) encoded, row positions) -> Attributions
 MethodRunner = Callable[[RunPlan, Any, ModelPredictor, np.ndarray, np.ndarray], Attributions]
 REGISTRY: dict[tuple[str, str], MethodRunner] = {}
-
-# Per-worker state that only depends on the plan: built once, reused for every chunk.
-_PREPARED: dict[tuple, Any] = {}
 
 
 def register(method: str, algorithm: str = "") -> Callable[[MethodRunner], MethodRunner]:
@@ -48,17 +44,21 @@ def _common(plan: RunPlan, rows: np.ndarray) -> dict[str, Any]:
 @register("shap", "tree")
 def _tree(plan, model, predictor, X, rows):
     from xaicli.methods.shap_tree import interventional_tree_shap
+    from xaicli.models.tree_inputs import tree_rows
 
-    inputs, background = _tree_inputs(plan, model, predictor)
+    inputs = structure_of(plan)  # xaicli.models.tree_inputs.TreeInputs, built while planning
     result = interventional_tree_shap(
-        inputs.ensemble, inputs.internal(predictor.model_input(X)), background, groups=inputs.groups
+        inputs.ensemble,
+        tree_rows(model, predictor.model_input(X)),
+        inputs.background,
+        groups=inputs.groups,
     )
     return select_outputs(_pad_players(result, len(plan.features)), plan.output.columns)
 
 
 @register("shap", "tree-path")
 def _tree_path(plan, model, predictor, X, rows):
-    from xaicli.methods.shap_tree_path import path_dependent_tree_shap
+    from xaicli.models.shap_tree_path import path_dependent_tree_shap
 
     order = _model_order(plan)
     result = path_dependent_tree_shap(model, X[:, order], plan.output.kind)
@@ -200,57 +200,22 @@ def select_outputs(result: Attributions, columns: tuple[int, ...]) -> Attributio
     )
 
 
-def _tree_inputs(plan: RunPlan, model: Any, predictor: ModelPredictor) -> Any:
-    """The trees, their input mapping and the background in their input space; once per worker."""
-    key = ("tree", *_prepared_key(plan))
-    if key not in _PREPARED:
-        from xaicli.models.tree_inputs import tree_inputs
-
-        frame = predictor.model_input(plan.background)
-        inputs = tree_inputs(model, plan.output.kind, frame, plan.features)
-        _PREPARED[key] = (inputs, inputs.internal(frame))
-    return _PREPARED[key]
-
-
-def _prepared_key(plan: RunPlan) -> tuple:
-    """What per-worker preparations depend on. Long-lived workers (Dask, or runs in one
-    process) see other runs: key on all inputs, the background by its digest."""
-    digest = hashlib.sha1(plan.background.tobytes()).hexdigest()
-    return (plan.model_key, plan.output, plan.features, plan.model_columns, digest)
-
-
 def network_hybrids(plan: RunPlan, model: Any, predictor: ModelPredictor) -> Any:
     """For a recognised perceptron, its outputs on hybrid rows computed from its layers
-    (``xaicli.methods.shap_network``); None for any other model. Once per worker."""
-    key = ("network", *_prepared_key(plan))
-    if key not in _PREPARED:
-        from xaicli.methods.shap_network import (
-            HIDDEN_ACTIVATIONS,
-            OUTPUT_ACTIVATIONS,
-            DenseLayers,
-            NetworkHybrids,
-        )
-        from xaicli.models.network import FirstLayer, network_parts
+    (``xaicli.methods.shap_network``); None for any other model. The background's part was
+    measured while planning; the chunk's rows are measured through this chunk's predictor,
+    which decodes every category code the chunk holds."""
+    from xaicli.methods.shap_network import NetworkBackground, NetworkHybrids
+    from xaicli.models.network import FirstLayer, network_parts
 
-        parts = network_parts(model, plan.output.kind)
-        hybrids = None
-        if (
-            parts is not None
-            and parts.activation in HIDDEN_ACTIVATIONS
-            and parts.out_activation in OUTPUT_ACTIVATIONS
-        ):
-            first = FirstLayer(parts, predictor, plan.background[0])
-            layers = DenseLayers(
-                weights=parts.coefs[1:],
-                biases=parts.intercepts[1:],
-                hidden_activation=parts.activation,
-                output_activation=parts.out_activation,
-                two_class=parts.two_class,
-                columns=plan.output.columns,
-            )
-            hybrids = NetworkHybrids(layers, first.pre, first.terms, plan.background)
-        _PREPARED[key] = hybrids
-    return _PREPARED[key]
+    network = structure_of(plan)
+    if not isinstance(network, NetworkBackground):
+        return None
+    parts = network_parts(model, plan.output.kind)  # the model's own arrays: nothing built
+    if parts is None:
+        raise ValueError("the plan's network structure does not match the model")
+    first = FirstLayer(parts, predictor, plan.background[0])
+    return NetworkHybrids.from_background(network, first.terms)
 
 
 def _pad_players(result: Attributions, n_features: int) -> Attributions:

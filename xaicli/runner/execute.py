@@ -29,7 +29,7 @@ from xaicli.runner.compute import (
     reissue,
     remember_model,
 )
-from xaicli.runner.plan import RunPlan
+from xaicli.runner.plan import RunPlan, shipped_once
 from xaicli.runner.prepare import Prepared
 from xaicli.runner.validate import invalid_mask, non_finite_rows, refuse
 
@@ -200,7 +200,11 @@ def run_chunks(
                 (dispatched.popleft(), reissue(result, registry)) for result in parallel(tasks())
             )
         return
-    with parallel_config(backend="loky", inner_max_num_threads=1), warnings.catch_warnings():
+    with (
+        parallel_config(backend="loky", inner_max_num_threads=1),
+        warnings.catch_warnings(),
+        shipped_once(plan) as plan,  # tasks() reads it: each worker reads the structure once
+    ):
         # stopping early (an error, a closed pipe) cancels queued tasks; that is intended
         warnings.filterwarnings("ignore", message=".*tasks which were still being processed")
         parallel = Parallel(n_jobs=n_jobs, return_as="generator", pre_dispatch="2*n_jobs")

@@ -33,6 +33,7 @@ from xaicli.runner.scan import (
     refuse_invalid_rows,
     scan_data,
 )
+from xaicli.runner.structure import model_structure
 from xaicli.runner.validate import InvalidPolicy, invalid_mask, probe_non_finite
 
 BACKGROUND_STREAM = 0xBA5E  # the background sample's random stream, apart from the rows'
@@ -106,6 +107,7 @@ def _prepare(config: ExplainConfig) -> Prepared:
     method = "shap" if config.method == "auto" else config.method
     params: dict[str, Any] = {"n_samples": config.n_samples}
     algorithm = ""
+    structure = None
     if method == "shap":
         choice = choose_shap_algorithm(
             config.algorithm,
@@ -125,6 +127,7 @@ def _prepare(config: ExplainConfig) -> Prepared:
                 f"--n-samples must be at least 2 x {len(features)} features = {2 * len(features)} "
                 f"for Kernel SHAP; got {config.n_samples}"
             )
+        structure = model_structure(choice, model, probe, output, background)
         notes.append(f"SHAP algorithm: {algorithm} ({choice.reason})")
         if choice.hint:
             notes.append(choice.hint)
@@ -167,6 +170,7 @@ def _prepare(config: ExplainConfig) -> Prepared:
         seed=config.seed,
         params=params,
         max_eval_rows=config.max_eval_rows,
+        structure=structure,
     )
     facts = {
         "method": method,
