@@ -156,8 +156,7 @@ def register(spec: MethodSpec) -> MethodSpec:
     return spec
 
 
-def registered() -> dict[tuple[str, str], MethodSpec]:
-    """Every entry, by (method, algorithm)."""
+def _load() -> dict[tuple[str, str], MethodSpec]:
     global _LOADED
     if not _LOADED:
         for module in METHOD_MODULES:
@@ -166,8 +165,17 @@ def registered() -> dict[tuple[str, str], MethodSpec]:
     return _SPECS
 
 
+def registered() -> dict[tuple[str, str], MethodSpec]:
+    """Every entry, by (method, algorithm), in the order of METHOD_MODULES (modules import
+    each other, so the order of registration is not it), entries added otherwise last."""
+    rank = {module: i for i, module in enumerate(METHOD_MODULES)}
+    return dict(
+        sorted(_load().items(), key=lambda item: rank.get(item[1].compute.__module__, len(rank)))
+    )
+
+
 def method_spec(method: str, algorithm: str = "") -> MethodSpec:
-    spec = registered().get((method, algorithm))
+    spec = _load().get((method, algorithm))
     if spec is None:
         raise ValueError(f"no method {method!r} with algorithm {algorithm!r}")
     return spec
