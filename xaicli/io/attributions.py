@@ -17,7 +17,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from xaicli.errors import DataError
-from xaicli.io.layout import FIXED_LONG, FIXED_WIDE, KNOWN_EXTRAS, ROW
+from xaicli.io.layout import FIXED_LONG, FIXED_WIDE, ROW, known_extras
 from xaicli.io.writer import FINAL_KEY, METADATA_KEY
 
 SUFFIXES = (".parquet", ".pq", ".csv")
@@ -65,7 +65,7 @@ def read_attributions(path: str | Path) -> AttributionTable:
     frame = pd.concat([_read(f, id_columns) for f in files], ignore_index=True)
     if len(files) > 1 and any(tuple(_column_names(f)) != tuple(columns) for f in files[1:]):
         raise DataError(f"the files in {path} do not share one set of columns")
-    extras = tuple(c for c in columns if c in KNOWN_EXTRAS) if layout == "wide" else ()
+    extras = tuple(c for c in columns if c in known_extras()) if layout == "wide" else ()
     if metadata.get("features"):
         features = tuple(str(f) for f in metadata["features"])
     elif layout == "wide":

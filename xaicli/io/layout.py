@@ -22,8 +22,14 @@ ROW = "row"
 FORMAT_VERSION = 1
 FIXED_WIDE = ("output", "base_value", "prediction")
 FIXED_LONG = ("output", "feature", "attribution", "rank")
-#: the method extras a wide table may hold after ``prediction``
-KNOWN_EXTRAS = ("local_prediction", "score", "completeness_error")
+
+
+def known_extras() -> tuple[str, ...]:
+    """The method extras a wide table may hold after ``prediction``: those the methods'
+    registry entries declare."""
+    from xaicli.methods.registry import all_extras  # imports every method: only when asked
+
+    return all_extras()
 
 
 def check_names(

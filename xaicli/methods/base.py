@@ -83,3 +83,26 @@ def predict_rows(predict: PredictFn, X: FloatArray, row_index: IntArray) -> Floa
         np.asarray(predict(X[s]), dtype=np.float64) for s in row_blocks(row_index, 1, ROW_GROUP)
     ]
     return np.concatenate(parts, axis=0)
+
+
+def concat_attributions(parts: list[Attributions]) -> Attributions:
+    """The results of consecutive blocks of rows as one."""
+    return Attributions(
+        values=np.concatenate([p.values for p in parts]),
+        base_values=np.concatenate([p.base_values for p in parts]),
+        predictions=np.concatenate([p.predictions for p in parts]),
+        extras={k: np.concatenate([p.extras[k] for p in parts]) for k in parts[0].extras},
+    )
+
+
+def select_outputs(result: Attributions, columns: tuple[int, ...]) -> Attributions:
+    """Keep the explained output columns of a result computed for all of them."""
+    if result.values.shape[1] == len(columns) and tuple(columns) == tuple(range(len(columns))):
+        return result
+    cols = list(columns)
+    return Attributions(
+        values=result.values[:, cols, :],
+        base_values=result.base_values[:, cols],
+        predictions=result.predictions[:, cols],
+        extras={k: v[:, cols] for k, v in result.extras.items()},
+    )

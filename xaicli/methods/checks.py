@@ -1,7 +1,9 @@
-"""Input checks and checked model evaluation shared by the gradient-style methods."""
+"""Input checks, checked model evaluation and the feature spread shared by the
+gradient-style methods."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -77,3 +79,23 @@ def check_max_eval_rows(max_eval_rows: int) -> None:
         raise ValueError(f"max_eval_rows must be an int >= 1; got {max_eval_rows!r}.")
     if max_eval_rows < 1:
         raise ValueError(f"max_eval_rows must be an int >= 1; got {max_eval_rows}.")
+
+
+def finite_or_nan(A: FloatArray) -> FloatArray:
+    """``A`` with its NaN and infinite values as NaN, for nan-statistics."""
+    return np.where(np.isfinite(A), A, np.nan)
+
+
+def feature_spread(background: FloatArray, categorical: BoolArray) -> FloatArray:
+    """(n_features,) each feature's standard deviation over the background's finite
+    values (1 where it is 0, undefined or categorical)."""
+    with warnings.catch_warnings():  # a column without numbers: NaN, replaced by 1 below
+        warnings.simplefilter("ignore", RuntimeWarning)
+        scale = (
+            np.nanstd(finite_or_nan(background), axis=0)
+            if background.shape[0] > 1
+            else np.ones(background.shape[1])
+        )
+    scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
+    scale[categorical] = 1.0
+    return scale

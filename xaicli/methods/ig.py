@@ -99,7 +99,9 @@ Gauss-Legendre rule across a discontinuous integrand converges slowly.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -117,6 +119,16 @@ from xaicli.methods.checks import (
     check_max_eval_rows,
     check_numeric_finite,
     evaluate_checked,
+    feature_spread,
+    finite_or_nan,
+)
+from xaicli.methods.registry import (
+    Block,
+    MethodSpec,
+    RunInputs,
+    Setup,
+    TableParam,
+    register,
 )
 from xaicli.methods.saliency import central_difference_gradient
 
@@ -443,3 +455,72 @@ def _split_change(change: FloatArray, phi: FloatArray, moved: BoolArray) -> Floa
 def _differs(a: FloatArray, b: FloatArray) -> BoolArray:
     """Elementwise a != b, treating two NaN (missing codes) as equal."""
     return (a != b) & ~(np.isnan(a) & np.isnan(b))
+
+
+#: ``--baseline`` keywords; any other value is the path of a table of baselines.
+BASELINE_KINDS = ("mean", "median", "zero")
+
+
+@dataclass(frozen=True)
+class IgParams:
+    steps: int = 64
+    baseline: str = "mean"  # a BASELINE_KINDS keyword, or a table (RunInputs.tables)
+
+
+@dataclass(frozen=True)
+class _IgState:
+    baselines: FloatArray  # (n_baselines, n_features), encoded
+    scale: FloatArray  # (n_features,)
+
+
+def _prepare(params: IgParams, inputs: RunInputs) -> Setup:
+    baselines = inputs.tables.get("baseline")
+    if baselines is None:
+        baselines = _baseline_row(params.baseline, inputs.background, inputs.categorical)
+    return Setup(_IgState(baselines, feature_spread(inputs.background, inputs.categorical)))
+
+
+def _baseline_row(kind: str, background: FloatArray, categorical: BoolArray) -> FloatArray:
+    """(1, n_features) the background's mean, median or zero; a category takes its most
+    frequent code (a category cannot be averaged)."""
+    if kind == "zero":
+        row = np.zeros(background.shape[1])
+    else:
+        # Over the finite values; a column with none gets NaN, which IG's path
+        # switches at mid-path (the model takes NaN, or its rows were left out).
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            average = np.nanmean if kind == "mean" else np.nanmedian
+            row = average(finite_or_nan(background), axis=0)
+    for j in np.flatnonzero(categorical):
+        codes = background[:, j][~np.isnan(background[:, j])]
+        row[j] = np.bincount(codes.astype(np.int64)).argmax() if codes.size else np.nan
+    return row[None, :]
+
+
+def _compute(block: Block) -> Attributions:
+    state: _IgState = block.state
+    return explain_ig(
+        block.predict,
+        block.X,
+        baselines=state.baselines,
+        scale=state.scale,
+        categorical=block.categorical,
+        steps=block.params.steps,
+        feature_names=block.feature_names,
+        row_index=block.row_index,
+        max_eval_rows=block.max_eval_rows,
+    )
+
+
+register(
+    MethodSpec(
+        "ig",
+        "",
+        IgParams,
+        _compute,
+        _prepare,
+        extras=("completeness_error",),
+        table_params=(TableParam("baseline", BASELINE_KINDS),),
+    )
+)

@@ -43,7 +43,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -60,6 +60,7 @@ from .base import (
 )
 from .lime_sampling import Neighbours, TabularSampler
 from .lime_surrogate import fit_surrogates, kernel_weights
+from .registry import Block, MethodInputError, MethodSpec, RunInputs, Setup, register
 
 __all__ = ["LIME_POOL_STREAM", "clear_pool_cache", "explain_lime"]
 
@@ -406,3 +407,69 @@ def _check_gaussian_columns(
             f"{name(continuous[np.argmax(empty)])} has none; discretize or use "
             "another background"
         )
+
+
+@dataclass(frozen=True)
+class LimeParams:
+    n_samples: int = 5000  # neighbours per row, the row itself included
+    kernel_width: float | None = None  # None: 0.75 * sqrt(M)
+    discretize: bool = True
+    num_features: int | None = None  # None: every feature
+    neighbourhood: str = field(default="shared", metadata={"option": "lime_neighbourhood"})
+
+
+def _prepare(params: LimeParams, inputs: RunInputs) -> Setup:
+    """LIME's own limits on the options and the background."""
+    if params.n_samples < 2:
+        raise MethodInputError(
+            f"--n-samples must be at least 2 for LIME: the first sample is the row itself, "
+            f"and the surrogate needs at least one neighbour; got {params.n_samples}"
+        )
+    n_features = len(inputs.feature_names)
+    if not params.discretize:
+        # Without discretization a feature is a z-score, which NaN and infinity do not have.
+        numeric = np.flatnonzero(~inputs.categorical)
+        empty = numeric[~np.isfinite(inputs.background[:, numeric]).any(axis=0)]
+        if empty.size:
+            raise MethodInputError(
+                f"LIME with --no-discretize fits a Gaussian to each column's background "
+                f"values, and column {inputs.feature_names[empty[0]]!r} has none; drop "
+                "--no-discretize or pass a --background with values in it",
+                about_data=True,
+            )
+    if params.num_features is not None and params.num_features > n_features:
+        raise MethodInputError(
+            f"--num-features must be at most the {n_features} features explained; "
+            f"got {params.num_features}"
+        )
+    if params.discretize:
+        return Setup()
+    return Setup(
+        refuser="LIME with --no-discretize",
+        advice="drop --no-discretize (a missing value is then a bin of its own), ",
+    )
+
+
+def _compute(block: Block) -> Attributions:
+    p: LimeParams = block.params
+    return explain_lime(
+        block.predict,
+        block.X,
+        background=block.background,
+        row_index=block.row_index,
+        seed=block.seed,
+        categorical=block.categorical,
+        n_samples=p.n_samples,
+        kernel_width=p.kernel_width,
+        discretize=p.discretize,
+        num_features=p.num_features,
+        neighbourhood=p.neighbourhood,
+        pool_key=block.predict_key,
+        max_eval_rows=block.max_eval_rows,
+        feature_names=block.feature_names,
+    )
+
+
+register(
+    MethodSpec("lime", "", LimeParams, _compute, _prepare, extras=("local_prediction", "score"))
+)

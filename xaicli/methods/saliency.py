@@ -39,13 +39,17 @@ from xaicli.methods.base import (
     FloatArray,
     IntArray,
     PredictFn,
+    concat_attributions,
     evaluate_in_blocks,
+    row_blocks,
 )
 from xaicli.methods.checks import (
     check_feature_arrays,
     check_max_eval_rows,
     evaluate_checked,
+    feature_spread,
 )
+from xaicli.methods.registry import Block, MethodSpec, NoParams, RunInputs, Setup, register
 
 __all__ = ["explain_saliency"]
 
@@ -151,3 +155,27 @@ def central_difference_gradient(
         with np.errstate(invalid="ignore"):
             blocks.append((out[0] - out[1]) / taken[:, :, None])
     return np.concatenate(blocks)
+
+
+def _prepare(params: NoParams, inputs: RunInputs) -> Setup:
+    return Setup(state=feature_spread(inputs.background, inputs.categorical))
+
+
+def _compute(block: Block) -> Attributions:
+    # blocks aligned to row positions: the model sees the same batches whatever the chunking
+    blocks = row_blocks(block.row_index, 2 * block.X.shape[1], block.max_eval_rows)
+    return concat_attributions(
+        [
+            explain_saliency(
+                block.predict,
+                block.X[b],
+                scale=block.state,
+                categorical=block.categorical,
+                max_eval_rows=block.max_eval_rows,
+            )
+            for b in blocks
+        ]
+    )
+
+
+register(MethodSpec("saliency", "", NoParams, _compute, _prepare))

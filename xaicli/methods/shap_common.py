@@ -27,6 +27,12 @@ from xaicli.methods.base import (
 HybridFn = Callable[[FloatArray, BoolArray], FloatArray]
 
 
+def default_n_samples(n_features: int) -> int:
+    """Coalitions per row of Kernel and permutation SHAP when not given: 2M + 2048
+    (shap's default)."""
+    return 2 * n_features + 2048
+
+
 def coalition_values(
     predict: PredictFn,
     X: FloatArray,

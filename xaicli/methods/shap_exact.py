@@ -14,6 +14,7 @@ from math import factorial
 import numpy as np
 
 from xaicli.methods.base import Attributions, FloatArray, IntArray, PredictFn
+from xaicli.methods.registry import Block, MethodSpec, NoParams, register
 from xaicli.methods.shap_common import HybridFn, check_background, coalition_values
 
 MAX_FEATURES = 16  # 65,536 coalitions per row: beyond this enumeration is never sensible
@@ -69,3 +70,17 @@ def explain_exact(
     return Attributions(
         values=values, base_values=v[:, 0, :].copy(), predictions=v[:, -1, :].copy()
     )
+
+
+def _compute(block: Block) -> Attributions:
+    return explain_exact(
+        block.predict,
+        block.X,
+        background=block.background,
+        row_index=block.row_index,
+        max_eval_rows=block.max_eval_rows,
+        hybrids=block.aid,
+    )
+
+
+register(MethodSpec("shap", "exact", NoParams, _compute, aid="network"))

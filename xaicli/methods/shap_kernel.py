@@ -22,6 +22,7 @@ exact Shapley values.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from math import comb
 
 import numpy as np
@@ -34,13 +35,15 @@ from xaicli.methods.base import (
     evaluate_in_blocks,
     predict_rows,
 )
-from xaicli.methods.shap_common import HybridFn, check_background, reduce_over_coalitions
+from xaicli.methods.registry import Block, MethodInputError, MethodSpec, RunInputs, Setup, register
+from xaicli.methods.shap_common import (
+    HybridFn,
+    check_background,
+    default_n_samples,
+    reduce_over_coalitions,
+)
 
 DESIGN_STREAM = 0x4B53  # separates the design's random stream from the rows' streams
-
-
-def default_n_samples(n_features: int) -> int:
-    return 2 * n_features + 2048
 
 
 def kernel_design(n_features: int, n_samples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -179,3 +182,34 @@ def explain_kernel(
     return Attributions(
         values=values, base_values=np.broadcast_to(base, fx.shape).copy(), predictions=fx
     )
+
+
+@dataclass(frozen=True)
+class KernelParams:
+    n_samples: int | None = None  # None: default_n_samples(M)
+
+
+def _prepare(params: KernelParams, inputs: RunInputs) -> Setup:
+    n_features = len(inputs.feature_names)
+    if params.n_samples is not None and params.n_samples < 2 * n_features:
+        raise MethodInputError(
+            f"--n-samples must be at least 2 x {n_features} features = {2 * n_features} "
+            f"for Kernel SHAP; got {params.n_samples}"
+        )
+    return Setup()
+
+
+def _compute(block: Block) -> Attributions:
+    return explain_kernel(
+        block.predict,
+        block.X,
+        background=block.background,
+        row_index=block.row_index,
+        seed=block.seed,
+        n_samples=block.params.n_samples,
+        max_eval_rows=block.max_eval_rows,
+        hybrids=block.aid,
+    )
+
+
+register(MethodSpec("shap", "kernel", KernelParams, _compute, _prepare, aid="network"))

@@ -23,6 +23,7 @@ from xaicli.methods.base import (
     predict_rows,
     row_blocks,
 )
+from xaicli.methods.registry import Block, MethodSpec, NoParams, register
 from xaicli.methods.shap_common import check_background
 
 
@@ -71,3 +72,16 @@ def explain_linear(
     return Attributions(
         values=values, base_values=np.broadcast_to(base, fx.shape).copy(), predictions=fx
     )
+
+
+def _compute(block: Block) -> Attributions:
+    return explain_linear(
+        block.predict,
+        block.X,
+        background=block.background,
+        row_index=block.row_index,
+        max_eval_rows=block.max_eval_rows,
+    )
+
+
+register(MethodSpec("shap", "linear", NoParams, _compute))

@@ -11,6 +11,8 @@ orderings. Orderings come from the row's own random stream (seed, row position).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from xaicli.methods.base import (
@@ -23,11 +25,13 @@ from xaicli.methods.base import (
     predict_rows,
     row_rng,
 )
-from xaicli.methods.shap_common import HybridFn, check_background, reduce_over_coalitions
-
-
-def default_n_samples(n_features: int) -> int:
-    return 2 * n_features + 2048
+from xaicli.methods.registry import Block, MethodSpec, register
+from xaicli.methods.shap_common import (
+    HybridFn,
+    check_background,
+    default_n_samples,
+    reduce_over_coalitions,
+)
 
 
 def explain_permutation(
@@ -113,3 +117,24 @@ def explain_permutation(
     return Attributions(
         values=values, base_values=np.broadcast_to(base, fx.shape).copy(), predictions=fx
     )
+
+
+@dataclass(frozen=True)
+class PermutationParams:
+    n_samples: int | None = None  # None: default_n_samples(M)
+
+
+def _compute(block: Block) -> Attributions:
+    return explain_permutation(
+        block.predict,
+        block.X,
+        background=block.background,
+        row_index=block.row_index,
+        seed=block.seed,
+        n_samples=block.params.n_samples,
+        max_eval_rows=block.max_eval_rows,
+        hybrids=block.aid,
+    )
+
+
+register(MethodSpec("shap", "permutation", PermutationParams, _compute, aid="network"))

@@ -27,13 +27,15 @@ receives them once: the work per pair is proportional to the visited nodes.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from math import comb
 from typing import Any
 
 import numpy as np
 from numba import njit
 
-from xaicli.methods.base import Attributions, FloatArray, IntArray
+from xaicli.methods.base import Attributions, FloatArray, IntArray, select_outputs
+from xaicli.methods.registry import Block, MethodSpec, NoParams, register
 from xaicli.methods.tree_ensemble import TreeEnsemble, route
 
 __all__ = ["interventional_tree_shap"]
@@ -210,3 +212,43 @@ def _shap_kernel(  # type: ignore[no-untyped-def]
                     if top < 0:
                         break
     return phi
+
+
+@dataclass(frozen=True)
+class TreeRows:
+    """A block's rows as the trees see them, built by the runner from the model
+    (``xaicli.models.tree_inputs``): the trees, the rows and background in the trees'
+    input space (n_rows, n_inputs), (n_background, n_inputs), and the player of each
+    input column (None: one per column)."""
+
+    ensemble: TreeEnsemble
+    rows: FloatArray
+    background: FloatArray
+    groups: Any = None
+
+
+def _compute_interventional(block: Block) -> Attributions:
+    trees: TreeRows = block.aid
+    result = interventional_tree_shap(
+        trees.ensemble, trees.rows, trees.background, groups=trees.groups
+    )
+    return select_outputs(_pad_players(result, block.X.shape[1]), block.output_columns)
+
+
+def _compute_path_dependent(block: Block) -> Attributions:
+    # The algorithm is shap's own, run on the model: the runner's aid is
+    # X (n_rows, M) -> Attributions for every model output.
+    return select_outputs(block.aid(block.X), block.output_columns)
+
+
+def _pad_players(result: Attributions, n_features: int) -> Attributions:
+    """Columns a Pipeline drops reach no tree: their attribution is 0."""
+    missing = n_features - result.values.shape[2]
+    if missing <= 0:
+        return result
+    pad = np.zeros(result.values.shape[:2] + (missing,))
+    return replace(result, values=np.concatenate([result.values, pad], axis=2))
+
+
+register(MethodSpec("shap", "tree", NoParams, _compute_interventional, aid="tree"))
+register(MethodSpec("shap", "tree-path", NoParams, _compute_path_dependent, aid="tree-path"))

@@ -23,6 +23,7 @@ from xaicli.config import ExplainConfig
 from xaicli.errors import RunFailure, UsageError
 from xaicli.io.layout import ROW, attribution_table
 from xaicli.methods.base import ROW_GROUP, Attributions
+from xaicli.methods.registry import method_spec
 from xaicli.runner.compute import (
     compute_chunk,
     compute_chunk_in_worker,
@@ -292,14 +293,12 @@ def _compute_local(plan: RunPlan, chunk: Chunk) -> Attributions:
 
 def empty_result(plan: RunPlan) -> Attributions:
     """The result of a chunk whose rows were all rejected."""
-    from xaicli.runner.prepare import EXTRAS
-
     k, m = len(plan.output.names), len(plan.features)
     return Attributions(
         values=np.zeros((0, k, m)),
         base_values=np.zeros((0, k)),
         predictions=np.zeros((0, k)),
-        extras={name: np.zeros((0, k)) for name in EXTRAS.get(plan.method, ())},
+        extras={name: np.zeros((0, k)) for name in method_spec(plan.method, plan.algorithm).extras},
     )
 
 

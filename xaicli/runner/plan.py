@@ -8,7 +8,7 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -37,7 +37,8 @@ class RunPlan:
     algorithm: str  # for shap: tree | tree-path | linear | exact | kernel | permutation
     background: np.ndarray  # (n_background, n_features), encoded
     seed: int
-    params: dict[str, Any] = field(default_factory=dict)
+    params: Any = None  # the method's parameters: its registry entry's dataclass
+    state: Any = None  # what the method prepared once per run (xaicli.methods.registry.Setup)
     max_eval_rows: int = 200_000
     model_object: Any = None  # only for remote workers (Dask): the model itself, sent once
     # What the method derives from the model and the background, built once while planning

@@ -4,8 +4,7 @@ on the user's input runs here, before any work starts."""
 
 from __future__ import annotations
 
-import warnings
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,14 @@ from xaicli.errors import DataError, ModelLoadError, UsageError, XaiError
 from xaicli.io.layout import ROW, check_names
 from xaicli.io.tables import TableSource, open_table
 from xaicli.methods.base import evaluate_in_blocks
+from xaicli.methods.registry import (
+    MethodInputError,
+    MethodSpec,
+    RunInputs,
+    method_spec,
+    params_from,
+    registered,
+)
 from xaicli.models.adapter import (
     ModelPredictor,
     columns_output_spec,
@@ -37,7 +44,6 @@ from xaicli.runner.structure import model_structure
 from xaicli.runner.validate import InvalidPolicy, invalid_mask, probe_non_finite
 
 BACKGROUND_STREAM = 0xBA5E  # the background sample's random stream, apart from the rows'
-EXTRAS = {"lime": ("local_prediction", "score"), "ig": ("completeness_error",)}
 
 
 @dataclass
@@ -105,54 +111,24 @@ def _prepare(config: ExplainConfig) -> Prepared:
     background = _drop_non_finite_outputs(probe, output, background, config.max_eval_rows, notes)
 
     method = "shap" if config.method == "auto" else config.method
-    params: dict[str, Any] = {"n_samples": config.n_samples}
-    algorithm = ""
-    structure = None
-    if method == "shap":
-        choice = choose_shap_algorithm(
-            config.algorithm,
-            model,
-            output.kind,
-            features,
-            any(codec.categorical),
-            probe.model_input(background),
+    algorithm, structure = _choose_algorithm(
+        config, method, model, probe, output, background, notes
+    )
+    spec = method_spec(method, algorithm)
+    params = params_from(spec, asdict(config))
+    tables = _table_params(spec, params, codec, invalid, features)
+    inputs = RunInputs(background, codec.categorical_mask, features, tables)
+    try:
+        setup = spec.prepare(params, inputs)
+    except MethodInputError as exc:
+        raise (DataError if exc.about_data else UsageError)(str(exc)) from exc
+    if setup.refuser is not None and (invalid.takes_nan or invalid.takes_inf):
+        # the method cannot take them, even where the model can (when the model refuses
+        # them too, the message names the model)
+        invalid = replace(
+            invalid, takes_nan=False, takes_inf=False, refuser=setup.refuser, advice=setup.advice
         )
-        algorithm = choice.algorithm
-        if (
-            algorithm == "kernel"
-            and config.n_samples is not None
-            and config.n_samples < 2 * len(features)
-        ):
-            raise UsageError(
-                f"--n-samples must be at least 2 x {len(features)} features = {2 * len(features)} "
-                f"for Kernel SHAP; got {config.n_samples}"
-            )
-        structure = model_structure(choice, model, probe, output, background)
-        notes.append(f"SHAP algorithm: {algorithm} ({choice.reason})")
-        if choice.hint:
-            notes.append(choice.hint)
-    elif config.algorithm != "auto":
-        raise UsageError(f"--algorithm applies to --method shap, not {method}")
-    if method == "lime":
-        invalid = _check_lime(config, invalid, background, codec, features)
-        if config.num_features is not None and config.num_features > len(features):
-            raise UsageError(
-                f"--num-features must be at most the {len(features)} features explained; "
-                f"got {config.num_features}"
-            )
-        params.update(
-            kernel_width=config.kernel_width,
-            discretize=config.discretize,
-            num_features=config.num_features,
-            lime_neighbourhood=config.lime_neighbourhood,
-        )
-    if method in ("ig", "saliency"):
-        params["scale"] = _spread(background, codec.categorical_mask)
-    if method == "ig":
-        params["baselines"] = _baselines(config, codec, background, features)
-        _check_baselines(params["baselines"], codec.categorical_mask, invalid, features, config)
-        params["steps"] = config.steps
-    check_names(features, config.id_cols, EXTRAS.get(method, ()), config.layout)
+    check_names(features, config.id_cols, spec.extras, config.layout)
     # after the method's own limits (LIME without discretization cannot take NaN either)
     refuse_invalid_rows(scan, invalid, source, config.id_cols)
 
@@ -169,6 +145,7 @@ def _prepare(config: ExplainConfig) -> Prepared:
         background=background,
         seed=config.seed,
         params=params,
+        state=setup.state,
         max_eval_rows=config.max_eval_rows,
         structure=structure,
     )
@@ -326,98 +303,66 @@ def _background_table(
     return source.take(positions, features)
 
 
-def _numbers(background: np.ndarray) -> np.ndarray:
-    """The background with its NaN and infinite values as NaN, for nan-statistics."""
-    return np.where(np.isfinite(background), background, np.nan)
-
-
-def _check_lime(config, invalid, background, codec, features) -> InvalidPolicy:
-    """LIME's own limits; returns the invalid-row policy for its run."""
-    if config.n_samples is not None and config.n_samples < 2:
-        raise UsageError(
-            f"--n-samples must be at least 2 for LIME: the first sample is the row itself, "
-            f"and the surrogate needs at least one neighbour; got {config.n_samples}"
-        )
-    if config.discretize:
-        return invalid
-    # Without discretization a feature is a z-score, which NaN and infinity do not have.
-    numeric = np.flatnonzero(~codec.categorical_mask)
-    empty = numeric[~np.isfinite(background[:, numeric]).any(axis=0)]
-    if empty.size:
-        raise DataError(
-            f"LIME with --no-discretize fits a Gaussian to each column's background values, "
-            f"and column {features[empty[0]]!r} has none; drop --no-discretize or pass a "
-            "--background with values in it"
-        )
-    if not (invalid.takes_nan or invalid.takes_inf):
-        return invalid  # the model refuses them anyway
-    return replace(
-        invalid,
-        takes_nan=False,
-        takes_inf=False,
-        refuser="LIME with --no-discretize",
-        advice="drop --no-discretize (a missing value is then a bin of its own), ",
+def _choose_algorithm(config, method, model, probe, output, background, notes):
+    """The method's algorithm and what it derives from the model once per run; "" and
+    None for a method without algorithms."""
+    with_algorithms = sorted({m for m, algorithm in registered() if algorithm})
+    if method not in with_algorithms:
+        if config.algorithm != "auto":
+            raise UsageError(
+                f"--algorithm applies to --method {', '.join(with_algorithms)}, not {method}"
+            )
+        return "", None
+    choice = choose_shap_algorithm(
+        config.algorithm,
+        model,
+        output.kind,
+        probe.feature_names,
+        any(probe.categorical),
+        probe.model_input(background),
     )
+    structure = model_structure(choice, model, probe, output, background)
+    notes.append(f"SHAP algorithm: {choice.algorithm} ({choice.reason})")
+    if choice.hint:
+        notes.append(choice.hint)
+    return choice.algorithm, structure
 
 
-def _check_baselines(baselines, categorical, invalid, features, config) -> None:
-    """Baselines from a file must hold only values the model takes."""
-    bad, reasons = invalid_mask(baselines, categorical, invalid)
-    if bad.any():
-        first = int(np.flatnonzero(bad)[0])
-        column = features[int(np.flatnonzero(~np.isfinite(baselines[first]) & ~categorical)[0])]
-        raise DataError(
-            f"baseline {config.baseline} has a {reasons[0]} in column {column!r} (row {first}), "
-            "which the model cannot take; fill it in"
-        )
+def _table_params(
+    spec: MethodSpec, params: Any, codec: FeatureCodec, invalid: InvalidPolicy, features
+) -> dict[str, np.ndarray]:
+    """The entry's parameters that name a table file, read and encoded: reading files is
+    the runner's work, not the method's. They must hold only values the model takes."""
+    tables = {}
+    for param in spec.table_params:
+        value = getattr(params, param.name)
+        if value in param.keywords:
+            continue
+        table = codec.encode(_read_table(Path(value), param.name, features))
+        categorical = codec.categorical_mask
+        bad, reasons = invalid_mask(table, categorical, invalid)
+        if bad.any():
+            first = int(np.flatnonzero(bad)[0])
+            column = features[int(np.flatnonzero(~np.isfinite(table[first]) & ~categorical)[0])]
+            raise DataError(
+                f"{param.name} {value} has a {reasons[0]} in column {column!r} (row {first}), "
+                "which the model cannot take; fill it in"
+            )
+        tables[param.name] = table
+    return tables
 
 
-def _spread(background: np.ndarray, categorical: np.ndarray) -> np.ndarray:
-    """Each feature's standard deviation over the background's finite values (1 where it
-    is 0, undefined or categorical)."""
-    with warnings.catch_warnings():  # a column without numbers: NaN, replaced by 1 below
-        warnings.simplefilter("ignore", RuntimeWarning)
-        scale = (
-            np.nanstd(_numbers(background), axis=0)
-            if background.shape[0] > 1
-            else np.ones(background.shape[1])
-        )
-    scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
-    scale[categorical] = 1.0
-    return scale
-
-
-def _baselines(
-    config: ExplainConfig, codec: FeatureCodec, background: np.ndarray, features
-) -> np.ndarray:
-    kind = config.baseline
-    categorical = codec.categorical_mask
-    if kind in ("mean", "median", "zero"):
-        if kind == "zero":
-            row = np.zeros(background.shape[1])
-        else:
-            # Over the finite values; a column with none gets NaN, which IG's path
-            # switches at mid-path (the model takes NaN, or its rows were left out).
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                average = np.nanmean if kind == "mean" else np.nanmedian
-                row = average(_numbers(background), axis=0)
-        for j in np.flatnonzero(
-            categorical
-        ):  # a category cannot be averaged: take the most frequent
-            codes = background[:, j][~np.isnan(background[:, j])]
-            row[j] = np.bincount(codes.astype(np.int64)).argmax() if codes.size else np.nan
-        return row[None, :]
-    path = Path(kind)
-    table_source = open_table(path, what="baseline")
+def _read_table(path: Path, what: str, features):
+    """The features' columns of every row of a Parquet or CSV table."""
+    table_source = open_table(path, what=what)
     missing = [f for f in features if f not in table_source.schema.names]
     if missing:
-        raise DataError(f"baseline {path} lacks column(s) {', '.join(missing)}")
-    table_source = table_source.check_columns(features, what="baseline")
+        raise DataError(f"{what} {path} lacks column(s) {', '.join(missing)}")
+    table_source = table_source.check_columns(features, what=what)
     table = table_source.take(np.arange(table_source.count_rows()), features)
     if table.num_rows == 0:
-        raise DataError(f"baseline {path} has no rows")
-    return codec.encode(table)
+        raise DataError(f"{what} {path} has no rows")
+    return table
 
 
 def _line(exc: BaseException) -> str:
