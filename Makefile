@@ -32,6 +32,7 @@ test: sample_data/models/.built
 
 lint: $(STAMP)
 	$(BIN)/ruff check xaicli tests benchmarks
+	$(BIN)/ruff format --check xaicli tests benchmarks
 	$(BIN)/mypy
 
 bench: sample_data/models/.built

@@ -4,35 +4,52 @@ and the one place where option values are checked."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from types import NoneType, UnionType
+from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 from xaicli.errors import UsageError
 
-METHODS = ("auto", "shap", "lime", "ig", "saliency")
-SHAP_ALGORITHMS = ("auto", "tree", "tree-path", "linear", "exact", "kernel", "permutation")
-OUTPUT_KINDS = ("auto", "proba", "decision", "predict")
-LAYOUTS = ("wide", "long")
-FORMATS = ("parquet", "csv")
-BACKENDS = ("loky", "dask")
-ON_INVALID = ("error", "skip")
-LIME_NEIGHBOURHOODS = ("shared", "per-row")
+# The choices of every option that takes one: the field types below and the checks in
+# build_config both read them, so a choice is added in one place.
+Method = Literal["auto", "shap", "lime", "ig", "saliency"]
+Algorithm = Literal["auto", "tree", "tree-path", "linear", "exact", "kernel", "permutation"]
+OutputKind = Literal["auto", "proba", "decision", "predict"]
+Layout = Literal["wide", "long"]
+FileFormat = Literal["parquet", "csv"]
+Backend = Literal["loky", "dask"]
+OnInvalid = Literal["error", "skip"]
+LimeNeighbourhood = Literal["shared", "per-row"]
+
+METHODS: tuple[str, ...] = get_args(Method)
+SHAP_ALGORITHMS: tuple[str, ...] = get_args(Algorithm)
+OUTPUT_KINDS: tuple[str, ...] = get_args(OutputKind)
+LAYOUTS: tuple[str, ...] = get_args(Layout)
+FORMATS: tuple[str, ...] = get_args(FileFormat)
+BACKENDS: tuple[str, ...] = get_args(Backend)
+ON_INVALID: tuple[str, ...] = get_args(OnInvalid)
+LIME_NEIGHBOURHOODS: tuple[str, ...] = get_args(LimeNeighbourhood)
 
 
 @dataclass(frozen=True)
 class ExplainConfig:
-    """Everything one ``xai explain`` run needs; built once, validated, never mutated."""
+    """Everything one ``xai explain`` run needs; built once, validated, never mutated.
 
+    The field defaults are the defaults of the command line, job files and the Python API.
+    The field order is the order of the manifest's ``parameters`` and of job files."""
+
+    # what to explain
     model: str
     data: Path
     out: str  # a path, or "-" for stdout
-    out_format: str = "parquet"
+    out_format: FileFormat = "parquet"
     features: tuple[str, ...] | None = None
     id_cols: tuple[str, ...] = ()
-    method: str = "auto"
-    algorithm: str = "auto"
-    output: str = "auto"
+    # how to compute
+    method: Method = "auto"
+    algorithm: Algorithm = "auto"
+    output: OutputKind = "auto"
     classes: tuple[str, ...] = ()
     background: Path | None = None
     background_size: int = 100
@@ -40,21 +57,23 @@ class ExplainConfig:
     kernel_width: float | None = None
     discretize: bool = True
     num_features: int | None = None
-    lime_neighbourhood: str = "shared"
-    baseline: str = "mean"
+    lime_neighbourhood: LimeNeighbourhood = "shared"
+    baseline: str = "mean"  # mean | median | zero, or a path
     steps: int = 64
     n_jobs: int = -1
     chunk_size: int = 1024
     seed: int = 0
-    layout: str = "wide"
+    # where and how to write
+    layout: Layout = "wide"
     overwrite: bool = False
     resume: bool = False
     trust_model: bool = False
     manifest: Path | None = None
     quiet: bool = False
     max_eval_rows: int = 200_000
-    on_invalid: str = "error"
-    backend: str = "loky"
+    on_invalid: OnInvalid = "error"
+    # where to run
+    backend: Backend = "loky"
     scheduler: str | None = None
 
     def parameters(self) -> dict[str, Any]:
@@ -70,7 +89,38 @@ class ExplainConfig:
 
 
 FIELD_NAMES = tuple(f.name for f in fields(ExplainConfig))
+# field -> its default, for every field that has one
+DEFAULTS: dict[str, Any] = {
+    f.name: f.default for f in fields(ExplainConfig) if f.default is not MISSING
+}
 PATH_KEYS = ("model", "data", "out", "background", "manifest", "baseline")
+
+ValueKind = Literal["list", "bool", "int", "float", "str"]
+
+
+def _value_kind(hint: Any) -> ValueKind:
+    """What a field holds, read from its type: ``int | None`` is an int, ``Path`` and the
+    Literal choices are strings."""
+    if isinstance(hint, UnionType):  # X | None: what it holds when given
+        hint = next(arg for arg in get_args(hint) if arg is not NoneType)
+    if get_origin(hint) is tuple:
+        return "list"
+    if hint is bool:  # before int: a bool is also an int
+        return "bool"
+    if hint is int:
+        return "int"
+    if hint is float:
+        return "float"
+    return "str"
+
+
+_HINTS = get_type_hints(ExplainConfig)
+# field -> what kind of value it holds (job files check their values against it)
+VALUE_KINDS: dict[str, ValueKind] = {name: _value_kind(_HINTS[name]) for name in FIELD_NAMES}
+# field -> its allowed values, for the fields that take one of a few choices
+CHOICES: dict[str, tuple[str, ...]] = {
+    name: get_args(_HINTS[name]) for name in FIELD_NAMES if get_origin(_HINTS[name]) is Literal
+}
 
 
 def build_config(values: dict[str, Any], *, name: Callable[[str], str]) -> ExplainConfig:
@@ -83,16 +133,7 @@ def build_config(values: dict[str, Any], *, name: Callable[[str], str]) -> Expla
     for key in ("model", "data"):
         if not v.get(key):
             raise UsageError(f"{name(key)} is required")
-    for key, allowed in (
-        ("method", METHODS),
-        ("algorithm", SHAP_ALGORITHMS),
-        ("output", OUTPUT_KINDS),
-        ("layout", LAYOUTS),
-        ("out_format", FORMATS),
-        ("backend", BACKENDS),
-        ("on_invalid", ON_INVALID),
-        ("lime_neighbourhood", LIME_NEIGHBOURHOODS),
-    ):
+    for key, allowed in CHOICES.items():
         if key in v and v[key] not in allowed:
             raise UsageError(f"{name(key)} must be one of {', '.join(allowed)}; got {v[key]!r}")
     for key, least in (
@@ -157,7 +198,9 @@ def resolve_names(entries: tuple[str, ...], known: Any) -> tuple[str, ...]:
     return tuple(names)
 
 
-def _output(out: str | None, data: Path, fmt: str | None, name) -> tuple[str, str]:
+def _output(
+    out: str | None, data: Path, fmt: str | None, name: Callable[[str], str]
+) -> tuple[str, str]:
     if out == "-":
         return "-", "csv"
     if out is None:

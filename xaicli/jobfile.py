@@ -12,10 +12,19 @@ import json
 import os
 import re
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from xaicli.config import FIELD_NAMES, PATH_KEYS, ExactName, ExplainConfig, build_config
+from xaicli.config import (
+    DEFAULTS,
+    FIELD_NAMES,
+    PATH_KEYS,
+    VALUE_KINDS,
+    ExactName,
+    ExplainConfig,
+    build_config,
+)
 from xaicli.errors import UsageError
 from xaicli.io.destinations import (
     check_absent,
@@ -25,23 +34,14 @@ from xaicli.io.destinations import (
     same_file,
 )
 from xaicli.io.writer import write_text_atomic
+from xaicli.models.loader import PICKLE_SUFFIXES, SKOPS_SUFFIX
 
 # job-file key -> configuration field, where they differ
 ALIASES = {"format": "out_format", "class": "classes", "id_col": "id_cols"}
 KEYS = (set(FIELD_NAMES) - {"out_format"}) | {"format"}
-LIST_KEYS = {"features", "id_cols", "classes"}
-BOOL_KEYS = {"discretize", "overwrite", "resume", "trust_model", "quiet"}
-INT_KEYS = {
-    "background_size",
-    "n_samples",
-    "num_features",
-    "steps",
-    "n_jobs",
-    "chunk_size",
-    "seed",
-    "max_eval_rows",
-}
-FLOAT_KEYS = {"kernel_width"}
+MODEL_FILE_SUFFIXES = (*PICKLE_SUFFIXES, SKOPS_SUFFIX)
+# about one invocation, not the job (a job resumes anyway): never saved by --save-job
+NOT_SAVED = ("quiet", "resume", "overwrite")
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -91,25 +91,29 @@ def _config(path: Path, number: int, table: dict[str, Any], date: str) -> Explai
     return build_config(values, name=name)
 
 
-def _check_type(key: str, value: Any, name) -> Any:
+def _check_type(key: str, value: Any, name: Callable[[str], str]) -> Any:
+    """``value`` as the configuration field ``key`` takes it (its kind is read from the
+    field's type), or UsageError."""
+
     def bad(expected: str) -> UsageError:
         return UsageError(f"{name(key)} must be {expected}; got {value!r}")
 
-    if key in LIST_KEYS:
+    kind = VALUE_KINDS[key]
+    if kind == "list":
         if isinstance(value, str):
             return value  # the comma shorthand, as on the command line
         if isinstance(value, list) and all(isinstance(v, str) for v in value):
             return [ExactName(v) for v in value]  # list items are names, commas included
         raise bad("a string or a list of strings")
-    if key in BOOL_KEYS:
+    if kind == "bool":
         if not isinstance(value, bool):
             raise bad("true or false")
         return value
-    if key in INT_KEYS:
+    if kind == "int":
         if isinstance(value, bool) or not isinstance(value, int):
             raise bad("an integer")
         return value
-    if key in FLOAT_KEYS:
+    if kind == "float":
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise bad("a number")
         return float(value)
@@ -119,17 +123,13 @@ def _check_type(key: str, value: Any, name) -> Any:
 
 
 def _resolve(value: str, folder: Path, date: str, label: str) -> str:
-    def env(match: re.Match) -> str:
+    def env(match: re.Match[str]) -> str:
         if match.group(1) not in os.environ:
             raise UsageError(f"{label}: environment variable {match.group(1)} is not set")
         return os.environ[match.group(1)]
 
     text = _ENV.sub(env, value).replace("{date}", date)
-    if (
-        ":" in text
-        and not text.endswith((".joblib", ".pkl", ".pickle", ".skops"))
-        and not Path(text).exists()
-    ):
+    if ":" in text and not text.endswith(MODEL_FILE_SUFFIXES) and not Path(text).exists():
         return text  # module.path:attr, resolved by the loader
     path = Path(text).expanduser()
     return str(path if path.is_absolute() else (folder / path))
@@ -169,15 +169,12 @@ def check_job_destination(path: Path, config: ExplainConfig) -> None:
 def write_job(path: Path, configs: list[ExplainConfig], *, replace: bool = True) -> None:
     """Write configurations as a job file (absolute paths, only non-default values; not
     --overwrite, which is about one invocation, not the job)."""
-    defaults = ExplainConfig(model="", data=Path("."), out="")
     lines = ["# xai job file: run with `xai run " + path.name + "`", ""]
     for config in configs:
         lines.append("[[explain]]")
         for key in FIELD_NAMES:
             value = getattr(config, key)
-            if key in ("quiet", "resume", "overwrite") or (
-                key not in ("model", "data", "out") and value == getattr(defaults, key)
-            ):
+            if key in NOT_SAVED or (key in DEFAULTS and value == DEFAULTS[key]):
                 continue
             if (
                 key in PATH_KEYS
@@ -194,11 +191,7 @@ def write_job(path: Path, configs: list[ExplainConfig], *, replace: bool = True)
 
 
 def _is_reference(value: str) -> bool:
-    return (
-        ":" in value
-        and not Path(value).exists()
-        and not value.endswith((".joblib", ".pkl", ".pickle", ".skops"))
-    )
+    return ":" in value and not Path(value).exists() and not value.endswith(MODEL_FILE_SUFFIXES)
 
 
 def _toml(value: Any) -> str:

@@ -9,7 +9,7 @@ import typer
 from typer.core import TyperCommand, TyperGroup
 
 from xaicli import __version__
-from xaicli.cli.console import Reporter
+from xaicli.cli.console import LogFormat, Reporter
 from xaicli.cli.explain import EXAMPLES, explain
 from xaicli.cli.run import EXAMPLES as RUN_EXAMPLES
 from xaicli.cli.run import run
@@ -17,7 +17,10 @@ from xaicli.cli.run import run
 try:  # recent typer carries its own copy of click
     from typer._click.exceptions import ClickException, NoArgsIsHelpError
 except ImportError:  # pragma: no cover - typer on top of click
-    from click.exceptions import ClickException, NoArgsIsHelpError
+    from click.exceptions import (  # type: ignore[assignment]
+        ClickException,
+        NoArgsIsHelpError,
+    )
 
 
 def _plain_flags(params: list) -> list:
@@ -90,7 +93,7 @@ def main() -> None:
     sys.exit(code if isinstance(code, int) else 0)
 
 
-def log_format_of(args: list[str]) -> str:
+def log_format_of(args: list[str]) -> LogFormat:
     """--log-format from raw arguments: click stops at a bad option before it reads it."""
     for position, arg in enumerate(args):
         if arg == "--log-format=json" or (

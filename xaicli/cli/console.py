@@ -19,17 +19,19 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 from rich.console import Console
 from rich.markup import escape
 
-LOG_FORMATS = ("text", "json")
+LogFormat = Literal["text", "json"]
+LOG_FORMATS: tuple[str, ...] = get_args(LogFormat)
+DEFAULT_LOG_FORMAT: LogFormat = "text"
 
 
 class Reporter:
     def __init__(
-        self, *, quiet: bool = False, log_format: str = "text", verbose: bool = False
+        self, *, quiet: bool = False, log_format: str = DEFAULT_LOG_FORMAT, verbose: bool = False
     ) -> None:
         self.quiet = quiet
         self.verbose = verbose

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from xaicli.cli import options as o
-from xaicli.cli.console import Reporter
+from xaicli.cli.console import DEFAULT_LOG_FORMAT, Reporter
 from xaicli.cli.guard import guarded
 from xaicli.config import ExplainConfig, build_config
 from xaicli.errors import UsageError
@@ -28,49 +28,85 @@ def option_name(key: str) -> str:
     return OPTION_NAMES.get(key, "--" + key.replace("_", "-"))
 
 
+# Defaults are read from ExplainConfig's fields (a dataclass keeps each field's default as
+# a class attribute), so the command line, job files and the Python API share them.
+C = ExplainConfig
+
+
 def explain(
     model: o.Model = None,
     data: o.Data = None,
     out: o.Out = None,
     features: o.Features = None,
     id_col: o.IdCol = None,
-    method: o.Method = "auto",
-    algorithm: o.Algorithm = "auto",
-    output: o.Output = "auto",
+    method: o.Method = C.method,
+    algorithm: o.Algorithm = C.algorithm,
+    output: o.Output = C.output,
     class_: o.Class = None,
     background: o.Background = None,
-    background_size: o.BackgroundSize = 100,
+    background_size: o.BackgroundSize = C.background_size,
     n_samples: o.NSamples = None,
     kernel_width: o.KernelWidth = None,
-    no_discretize: o.NoDiscretize = False,
+    no_discretize: o.NoDiscretize = not C.discretize,
     num_features: o.NumFeatures = None,
-    lime_neighbourhood: o.LimeNeighbourhood = "shared",
-    baseline: o.Baseline = "mean",
-    steps: o.Steps = 64,
-    n_jobs: o.NJobs = -1,
-    chunk_size: o.ChunkSize = 1024,
-    seed: o.Seed = 0,
-    layout: o.Layout = "wide",
+    lime_neighbourhood: o.LimeNeighbourhood = C.lime_neighbourhood,
+    baseline: o.Baseline = C.baseline,
+    steps: o.Steps = C.steps,
+    n_jobs: o.NJobs = C.n_jobs,
+    chunk_size: o.ChunkSize = C.chunk_size,
+    seed: o.Seed = C.seed,
+    layout: o.Layout = C.layout,
     out_format: o.Format = None,
     manifest: o.Manifest = None,
-    overwrite: o.Overwrite = False,
-    resume: o.Resume = False,
-    trust_model: o.TrustModel = False,
-    max_eval_rows: o.MaxEvalRows = 200_000,
-    on_invalid: o.OnInvalid = "error",
-    backend: o.Backend = "loky",
+    overwrite: o.Overwrite = C.overwrite,
+    resume: o.Resume = C.resume,
+    trust_model: o.TrustModel = C.trust_model,
+    max_eval_rows: o.MaxEvalRows = C.max_eval_rows,
+    on_invalid: o.OnInvalid = C.on_invalid,
+    backend: o.Backend = C.backend,
     scheduler: o.Scheduler = None,
     save_job: o.SaveJob = None,
-    log_format: o.LogFormat = "text",
-    quiet: o.Quiet = False,
+    log_format: o.LogFormat = DEFAULT_LOG_FORMAT,
+    quiet: o.Quiet = C.quiet,
     verbose: o.Verbose = False,
     debug: o.Debug = False,
 ) -> None:
     """Compute per-row feature attributions and write them as a table."""
-    values = dict(locals())
-    for key in ("save_job", "log_format", "verbose", "debug", "no_discretize", "id_col", "class_"):
-        values.pop(key)
-    values.update(id_cols=id_col, classes=class_, discretize=not no_discretize)
+    # option -> configuration field (None: not given, the field's default applies)
+    values = {
+        "model": model,
+        "data": data,
+        "out": out,
+        "out_format": out_format,
+        "features": features,
+        "id_cols": id_col,
+        "method": method,
+        "algorithm": algorithm,
+        "output": output,
+        "classes": class_,
+        "background": background,
+        "background_size": background_size,
+        "n_samples": n_samples,
+        "kernel_width": kernel_width,
+        "discretize": not no_discretize,
+        "num_features": num_features,
+        "lime_neighbourhood": lime_neighbourhood,
+        "baseline": baseline,
+        "steps": steps,
+        "n_jobs": n_jobs,
+        "chunk_size": chunk_size,
+        "seed": seed,
+        "layout": layout,
+        "overwrite": overwrite,
+        "resume": resume,
+        "trust_model": trust_model,
+        "manifest": manifest,
+        "quiet": quiet,
+        "max_eval_rows": max_eval_rows,
+        "on_invalid": on_invalid,
+        "backend": backend,
+        "scheduler": scheduler,
+    }
     reporter = Reporter(quiet=quiet, log_format=log_format, verbose=verbose)
 
     def run() -> None:

@@ -7,7 +7,15 @@ from typing import Annotated
 
 import typer
 
+from xaicli.cli.console import LOG_FORMATS
+from xaicli.config import FORMATS, METHODS, OUTPUT_KINDS
+
 Opt = typer.Option
+
+
+def _choices(allowed: tuple[str, ...]) -> str:
+    return " | ".join(allowed)
+
 
 Model = Annotated[
     str | None,
@@ -49,7 +57,7 @@ IdCol = Annotated[
         show_default=False,
     ),
 ]
-Method = Annotated[str, Opt(help="auto | shap | lime | ig | saliency.")]
+Method = Annotated[str, Opt(help=f"{_choices(METHODS)}.")]
 Algorithm = Annotated[
     str,
     Opt(
@@ -57,7 +65,7 @@ Algorithm = Annotated[
         "permutation) | tree | tree-path | linear | exact | kernel | permutation."
     ),
 ]
-Output = Annotated[str, Opt(help="What to explain: auto | proba | decision | predict.")]
+Output = Annotated[str, Opt(help=f"What to explain: {_choices(OUTPUT_KINDS)}.")]
 Class = Annotated[
     list[str] | None,
     Opt(
@@ -116,7 +124,7 @@ Seed = Annotated[int, Opt(help="Seed of every random choice; same seed, same tab
 Layout = Annotated[str, Opt(help="wide (a column per feature) | long (a row per feature).")]
 Format = Annotated[
     str | None,
-    Opt("--format", help="parquet | csv; overrides --out's extension.", show_default=False),
+    Opt("--format", help=f"{_choices(FORMATS)}; overrides --out's extension.", show_default=False),
 ]
 Manifest = Annotated[
     Path | None,
@@ -160,7 +168,10 @@ SaveJob = Annotated[
     ),
 ]
 LogFormat = Annotated[
-    str, Opt(help="stderr messages: text | json (one JSON object per line, for log collectors).")
+    str,
+    Opt(
+        help=f"stderr messages: {_choices(LOG_FORMATS)} (one JSON object per line, for log collectors)."
+    ),
 ]
 Quiet = Annotated[bool, Opt("--quiet", "-q", help="Only errors on stderr.")]
 Verbose = Annotated[

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from xaicli.cli import options as o
-from xaicli.cli.console import Reporter
+from xaicli.cli.console import DEFAULT_LOG_FORMAT, Reporter
 from xaicli.cli.guard import guarded
 
 EXAMPLES = """\
@@ -29,7 +29,7 @@ def run(
             show_default=False,
         ),
     ],
-    log_format: o.LogFormat = "text",
+    log_format: o.LogFormat = DEFAULT_LOG_FORMAT,
     quiet: o.Quiet = False,
     verbose: o.Verbose = False,
     debug: o.Debug = False,

@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from xaicli.config import FileFormat
 from xaicli.errors import DataError
 
 CSV_SUFFIXES = (".csv", ".tsv", ".txt")
@@ -27,10 +28,10 @@ CSV_BLOCK_BYTES = 1 << 22
 
 @dataclass(frozen=True)
 class TableSource:
-    """A readable table: its files, kind and schema. Rows are read in input order."""
+    """A readable table: its files, file format and schema. Rows are read in input order."""
 
     path: Path
-    kind: str  # "parquet" or "csv"
+    file_format: FileFormat
     files: tuple[Path, ...]
     schema: pa.Schema
 
@@ -49,12 +50,12 @@ class TableSource:
                     yield batch.slice(start, batch_size)
                 offset += batch.num_rows
         except (pa.ArrowInvalid, OSError) as exc:
-            if self.kind == "csv" and isinstance(exc, pa.ArrowInvalid):
+            if self.file_format == "csv" and isinstance(exc, pa.ArrowInvalid):
                 raise _csv_value_error(self, columns, offset, exc) from exc
             raise DataError(f"cannot read {self.path}: {_first_line(exc)}") from exc
 
     def _raw_batches(self, columns: Sequence[str], batch_size: int) -> Iterator[pa.RecordBatch]:
-        if self.kind == "csv":
+        if self.file_format == "csv":
             yield from _open_csv(self.path, self.schema_of(columns), include=columns)
             return
         for file in self.files:
@@ -65,7 +66,7 @@ class TableSource:
 
     def count_rows(self) -> int:
         """Number of rows (Parquet: from metadata; CSV: one streaming pass)."""
-        if self.kind == "parquet":
+        if self.file_format == "parquet":
             try:
                 return sum(pq.ParquetFile(f).metadata.num_rows for f in self.files)
             except (pa.ArrowInvalid, OSError) as exc:

@@ -11,9 +11,8 @@ import json
 import os
 import sys
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import IO, Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -22,7 +21,7 @@ from xaicli.errors import UsageError
 
 METADATA_KEY = b"xaicli"
 FINAL_KEY = b"xaicli.final"
-ROW_GROUP_ROWS = 65_536
+PARQUET_ROW_GROUP_ROWS = 65_536
 
 
 def _umask() -> int:
@@ -32,9 +31,11 @@ def _umask() -> int:
 
 
 class TableWriter:
-    """Streams chunk tables to one output. Use as a context manager: on error the
-    temporary file is removed and nothing appears at the destination. With
-    ``replace=False`` the output is published only if nothing exists there yet."""
+    """Streams chunk tables to one output: ``write`` each table, ``finish`` (the temporary
+    file is complete and closed), then ``publish`` (renamed into place). Use as a context
+    manager: a file not published by the end is removed, and nothing appears at the
+    destination. With ``replace=False`` the output is published only if nothing exists
+    there yet."""
 
     def __init__(
         self,
@@ -50,7 +51,7 @@ class TableWriter:
         self._schema_metadata = {METADATA_KEY: json.dumps(metadata or {}, default=str).encode()}
         self.out_format = "csv" if out == "-" else out_format
         self._tmp: Path | None = None
-        self._handle: BinaryIO | None = None
+        self._handle: IO[bytes] | None = None
         self._parquet: pq.ParquetWriter | None = None
         self._csv_header = True  # still to be written
         self.rows_written = 0
@@ -67,59 +68,68 @@ class TableWriter:
 
     def write(self, table: pa.Table) -> None:
         if self.out_format == "parquet":
-            if self._parquet is None:
-                schema = table.schema.with_metadata(self._schema_metadata)
-                self._parquet = pq.ParquetWriter(self._tmp, schema, compression="snappy")
+            self._parquet_file(table.schema)  # opened by the first table
             self._pending.append(table.replace_schema_metadata(self._schema_metadata))
             self._pending_rows += table.num_rows
-            if self._pending_rows >= ROW_GROUP_ROWS:
+            if self._pending_rows >= PARQUET_ROW_GROUP_ROWS:
                 self._flush()
         else:
-            if self._handle is None:
-                if self.out == "-":
-                    self._handle = sys.stdout.buffer
-                else:
-                    self._handle = open(self._tmp, "wb")  # noqa: SIM115 - closed in finish/abort
-            self._handle.write(csv_bytes(table, header=self._csv_header))
+            handle = self._handle
+            if handle is None:
+                # closed in finish, or on leaving the with block
+                handle = sys.stdout.buffer if self.out == "-" else open(self._temp(), "wb")  # noqa: SIM115
+                self._handle = handle
+            handle.write(csv_bytes(table, header=self._csv_header))
             self._csv_header = False
             if self.out == "-":
-                self._handle.flush()
+                handle.flush()
         self.rows_written += table.num_rows
 
     def _flush(self) -> None:
         """Write the pending chunks as one row group: few, large row groups read fast and
         keep the file's footer (held in memory until close) small."""
-        if self._pending:
+        if self._pending and self._parquet is not None:
             self._parquet.write_table(
-                pa.concat_tables(self._pending), row_group_size=ROW_GROUP_ROWS * 2
+                pa.concat_tables(self._pending), row_group_size=PARQUET_ROW_GROUP_ROWS * 2
             )
             self._pending, self._pending_rows = [], 0
 
-    def finish(
-        self,
-        final_facts: dict[str, Any],
-        empty_schema: pa.Schema,
-        before_publish: Callable[[], None] | None = None,
-    ) -> None:
-        """Close, add the facts known only at the end (Parquet key-value metadata
-        ``xaicli.final``) and move the file into place."""
+    def _parquet_file(self, schema: pa.Schema) -> pq.ParquetWriter:
+        if self._parquet is None:
+            schema = schema.with_metadata(self._schema_metadata)
+            self._parquet = pq.ParquetWriter(self._temp(), schema, compression="snappy")
+        return self._parquet
+
+    def _temp(self) -> Path:
+        if self._tmp is None:
+            raise RuntimeError("TableWriter writes to a file only inside its with block")
+        return self._tmp
+
+    def finish(self, final_facts: dict[str, Any], empty_schema: pa.Schema) -> None:
+        """Complete and close the file, with the facts known only at the end (Parquet
+        key-value metadata ``xaicli.final``); a table with no rows gets ``empty_schema``.
+        Without ``replace``, refuse if the output appeared meanwhile: before the caller
+        writes its companions (manifest, rejects), which would then be wrong."""
         if self.out_format == "parquet":
             if self._parquet is None:
                 self.write(empty_schema.empty_table())
             self._flush()
-            self._parquet.add_key_value_metadata({FINAL_KEY: json.dumps(final_facts).encode()})
-            self._parquet.close()
+            parquet = self._parquet_file(empty_schema)
+            parquet.add_key_value_metadata({FINAL_KEY: json.dumps(final_facts).encode()})
+            parquet.close()
         else:
             if self._csv_header:
                 self.write(empty_schema.empty_table())
-            if self.out != "-":
-                self._handle.close()
-            else:
-                self._handle.flush()
+            if self._handle is not None:
+                if self.out != "-":
+                    self._handle.close()
+                else:
+                    self._handle.flush()
         if self._tmp is not None and not self.replace:
-            _refuse_if_exists(Path(self.out))  # before the companions: they would be wrong
-        if before_publish is not None:
-            before_publish()  # companions (manifest, rejects) exist before the output does
+            _refuse_if_exists(Path(self.out))
+
+    def publish(self) -> None:
+        """Move the finished file into place (stdout: nothing to move)."""
         if self._tmp is not None:
             os.chmod(self._tmp, file_mode())  # mkstemp makes 0600; honour the umask
             _publish(self._tmp, Path(self.out), replace=self.replace)

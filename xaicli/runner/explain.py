@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -106,13 +107,7 @@ def _run(
     on_prepared: Callable[[ExplainConfig], None] | None,
 ) -> RunSummary:
     finished = _finished_output(config)
-    # an interrupted run may have renamed its output into place before it could tidy up
-    resuming = config.resume and config.out != "-" and work_folder(Path(config.out)).exists()
-    # the default manifest and the rejects file are companions of the output: a run that
-    # may replace the output (or is its own resumed run) may replace them too
-    may_replace = config.overwrite or resuming or finished
-    for what, path in _written_files(config):
-        check_absent(path, what, may_replace=may_replace)
+    may_replace = _check_replaceable(config, finished)
     timer = Timer()
     with np.errstate(all="ignore"):  # extreme values overflow in background statistics
         prepared = prepare(config)
@@ -126,50 +121,24 @@ def _run(
         return RunSummary(
             0, 0, 0.0, config.out, None, prepared.plan.method, prepared.plan.algorithm, skipped=True
         )
-    for note in prepared.notes:
-        if on_note is not None:
+    if on_note is not None:
+        for note in prepared.notes:
             on_note(note)
-    on_progress = progress(prepared.n_rows) if progress is not None else None
-    manifest_path = _manifest_path(config)
-    manifest = build_manifest(
-        tool_version=__version__,
-        facts={**prepared.facts, "data": str(config.data)},
-        parameters={
-            **config.parameters(),
-            "n_jobs_effective": workers_used(config, prepared.n_rows),
-        },
-        extra={
-            "output": config.out,
-            "fingerprint": fingerprint,
-        },
+    run = _Run(
+        prepared=prepared,
+        config=config,
+        manifest=_manifest(prepared, config, fingerprint),
+        manifest_path=_manifest_path(config),
+        fingerprint=fingerprint,
+        may_replace=may_replace,
+        timer=timer,
+        rejects=Rejects(),
+        on_progress=progress(prepared.n_rows) if progress is not None else None,
+        on_note=on_note,
     )
     with terminate_as_exception():
         try:
-            rejects = Rejects()
-
-            def companions(output_rows: int) -> None:
-                manifest.update(
-                    output_rows=output_rows,
-                    rejected_rows=rejects.count,
-                    wall_time_s=round(timer.elapsed, 3),
-                )
-                if config.out != "-" and config.on_invalid == "skip":
-                    rejects.write(_rejects_path(config))
-                if manifest_path is not None:
-                    write_json_atomic(manifest_path, manifest)
-
-            written = _compute_and_write(
-                prepared,
-                config,
-                manifest,
-                fingerprint,
-                on_progress,
-                on_note,
-                timer,
-                rejects,
-                companions,
-                may_replace,
-            )
+            written = _compute_and_write(run)
         except (KeyboardInterrupt, Terminated) as stop:
             raise _interrupted(config, stop) from None
     return RunSummary(
@@ -177,58 +146,85 @@ def _run(
         output_rows=written,
         seconds=timer.elapsed,
         out=config.out,
-        manifest_path=manifest_path,
+        manifest_path=run.manifest_path,
         method=prepared.plan.method,
         algorithm=prepared.plan.algorithm,
-        skipped_rows=rejects.count,
+        skipped_rows=run.rejects.count,
     )
 
 
-def _compute_and_write(
-    prepared,
-    config,
-    manifest,
-    fingerprint,
-    on_progress,
-    on_note,
-    timer,
-    rejects,
-    companions,
-    may_replace,
-) -> int:
-    """Write chunk tables in order as they arrive. To a file, each chunk is also committed
-    to the work folder first, so a rerun with --resume recomputes only what is missing
-    (the output itself appears by rename only once complete)."""
-    store = None
-    done: set[int] = set()
-    if config.out != "-":
-        store = ChunkStore.open(
-            Path(config.out),
-            fingerprint,
-            resume=config.resume,
-            overwrite=config.overwrite,
-        )
-        done = store.committed()
-        if done and on_note is not None:
-            on_note(f"resuming: {len(done)} chunk(s) already committed in {store.folder}")
-    metadata = manifest if config.out != "-" else None
-    writer = TableWriter(config.out, config.out_format, metadata=metadata, replace=may_replace)
+@dataclass(frozen=True)
+class _Run:
+    """One run once prepared: what _compute_and_write and _publish need."""
+
+    prepared: Prepared
+    config: ExplainConfig  # as resolved against the data
+    manifest: dict[str, Any]  # completed with the row counts before it is written
+    manifest_path: Path | None
+    fingerprint: dict[str, Any] | None  # None for stdout
+    may_replace: bool  # the output and its companions
+    timer: Timer
+    rejects: Rejects
+    on_progress: Callable[[int], None] | None
+    on_note: NoteFn | None
+
+
+def _check_replaceable(config: ExplainConfig, finished: bool) -> bool:
+    """Whether this run may replace the files it writes; UsageError for one that exists
+    and may not be replaced."""
+    # an interrupted run may have renamed its output into place before it could tidy up
+    resuming = config.resume and config.out != "-" and work_folder(Path(config.out)).exists()
+    # the default manifest and the rejects file are companions of the output: a run that
+    # may replace the output (or is its own resumed run) may replace them too
+    may_replace = config.overwrite or resuming or finished
+    for what, path in _written_files(config):
+        check_absent(path, what, may_replace=may_replace)
+    return may_replace
+
+
+def _manifest(
+    prepared: Prepared, config: ExplainConfig, fingerprint: dict[str, Any] | None
+) -> dict[str, Any]:
+    return build_manifest(
+        tool_version=__version__,
+        facts={**prepared.facts, "data": str(config.data)},
+        parameters={
+            **config.parameters(),
+            "n_jobs_effective": workers_used(config, prepared.n_rows),
+        },
+        extra={"output": config.out, "fingerprint": fingerprint},
+    )
+
+
+def _compute_and_write(run: _Run) -> int:
+    """Write chunk tables in order as they arrive; the number of rows written. To a file,
+    each chunk is also committed to the work folder first, so a rerun with --resume
+    recomputes only what is missing (the output itself appears by rename only once
+    complete)."""
+    config = run.config
+    store = _open_store(run)
+    done = store.committed() if store is not None else set()
+    if done and store is not None and run.on_note is not None:
+        run.on_note(f"resuming: {len(done)} chunk(s) already committed in {store.folder}")
+    metadata = run.manifest if config.out != "-" else None
+    writer = TableWriter(config.out, config.out_format, metadata=metadata, replace=run.may_replace)
     try:
         with writer:
-            for index, table in run_chunks(
-                prepared, config, on_progress, skip=done.__contains__, on_reject=rejects.add
-            ):
+            chunks = run_chunks(
+                run.prepared,
+                config,
+                run.on_progress,
+                skip=done.__contains__,
+                on_reject=run.rejects.add,
+            )
+            for index, table in chunks:
                 if store is not None:
                     if table is None:
                         table = store.read(index)
                     else:
                         store.commit(index, table)
                 writer.write(table)
-            writer.finish(
-                {"output_rows": writer.rows_written, "wall_time_s": round(timer.elapsed, 3)},
-                _empty_schema(prepared, config),
-                before_publish=lambda: companions(writer.rows_written),
-            )
+            _publish(run, writer)
     except BaseException:
         if store is not None:
             store.discard_if_empty()
@@ -238,11 +234,47 @@ def _compute_and_write(
     return writer.rows_written
 
 
+def _open_store(run: _Run) -> ChunkStore | None:
+    """The work folder of finished chunks; None for stdout, which cannot resume."""
+    if run.config.out == "-" or run.fingerprint is None:
+        return None
+    return ChunkStore.open(
+        Path(run.config.out),
+        run.fingerprint,
+        resume=run.config.resume,
+        overwrite=run.config.overwrite,
+    )
+
+
+def _publish(run: _Run, writer: TableWriter) -> None:
+    """Close the output, write its companions, then move the output into place: a reader
+    that sees the output also finds its manifest and rejects file."""
+    writer.finish(
+        {"output_rows": writer.rows_written, "wall_time_s": round(run.timer.elapsed, 3)},
+        _empty_schema(run.prepared, run.config),
+    )
+    _write_companions(run, writer.rows_written)
+    writer.publish()
+
+
+def _write_companions(run: _Run, output_rows: int) -> None:
+    """The manifest (completed with the counts) and, with --on-invalid skip, the rejects."""
+    run.manifest.update(
+        output_rows=output_rows,
+        rejected_rows=run.rejects.count,
+        wall_time_s=round(run.timer.elapsed, 3),
+    )
+    if run.config.out != "-" and run.config.on_invalid == "skip":
+        run.rejects.write(_rejects_path(run.config))
+    if run.manifest_path is not None:
+        write_json_atomic(run.manifest_path, run.manifest)
+
+
 # Parameters that change the numbers; n_jobs, backend and the like do not.
 _NEUTRAL = {"n_jobs", "quiet", "overwrite", "resume", "manifest", "backend", "scheduler", "out"}
 
 
-def _fingerprint(prepared: Prepared, config: ExplainConfig) -> dict:
+def _fingerprint(prepared: Prepared, config: ExplainConfig) -> dict[str, Any]:
     parameters = {k: v for k, v in config.parameters().items() if k not in _NEUTRAL}
     parameters["chunk_size"] = effective_chunk_size(config.chunk_size, prepared.n_rows)
     return {
@@ -290,6 +322,7 @@ class Rejects:
             for table in self.tables:
                 writer.write(table)
             writer.finish({"rejected_rows": self.count}, self.tables[0].schema)
+            writer.publish()
 
 
 def _finished_output(config: ExplainConfig) -> bool:
@@ -300,11 +333,14 @@ def _finished_output(config: ExplainConfig) -> bool:
     return out.exists() and not work_folder(out).exists()
 
 
-def _check_same_run(config: ExplainConfig, fingerprint: dict) -> None:
+def _check_same_run(config: ExplainConfig, fingerprint: dict[str, Any] | None) -> None:
     """A finished output is only left alone if it came from this very run (same model,
     data and parameters, per its manifest); otherwise it is not ours to skip or replace."""
+    manifest_path = _manifest_path(config)
     try:
-        previous = json.loads(_manifest_path(config).read_text()).get("fingerprint")
+        previous = (
+            json.loads(manifest_path.read_text()).get("fingerprint") if manifest_path else None
+        )
     except (OSError, ValueError):
         previous = None
     if previous != json.loads(json.dumps(fingerprint, default=str)):
@@ -326,7 +362,7 @@ def _manifest_path(config: ExplainConfig) -> Path | None:
     return Path(config.out + ".manifest.json")
 
 
-def _empty_schema(prepared: Prepared, config: ExplainConfig):
+def _empty_schema(prepared: Prepared, config: ExplainConfig) -> pa.Schema:
     plan = prepared.plan
     key_schema = (
         prepared.source.schema_of(prepared.key_columns)
