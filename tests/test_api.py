@@ -144,8 +144,7 @@ def test_read_attributions_round_trip(tree_case, tmp_path, layout, suffix):
     manifest = table.metadata
     assert manifest["background_rows"] == 70
     expected_base = c["model"].predict(c["data"][list(table.features)]).mean()
-    if layout == "wide":
-        assert table.base_values["prediction"] == pytest.approx(expected_base, abs=1e-9)
+    assert table.base_values["prediction"] == pytest.approx(expected_base, abs=1e-9)
 
 
 def test_read_attributions_without_metadata_infers_the_layout(tmp_path):
@@ -170,3 +169,20 @@ def test_read_attributions_without_metadata_infers_the_layout(tmp_path):
     (tmp_path / "other.csv").write_text("x,y\n1,2\n")
     with pytest.raises(xaicli.XaiError, match="not an attribution table"):
         xaicli.read_attributions(tmp_path / "other.csv")
+
+
+def test_base_values_of_methods_whose_rows_differ_are_not_recorded(tree_case, tmp_path):
+    c = tree_case
+    out = tmp_path / "lime.parquet"
+    options = ("--method", "lime", "--n-samples", "300", "--layout", "long", "--out", out)
+    result = run_cli(
+        "explain",
+        "--model",
+        c["folder"] / "gbr.joblib",
+        "--data",
+        c["folder"] / "rows.parquet",
+        *options,
+    )
+    assert result.exit_code == 0, result.stderr
+    table = xaicli.read_attributions(out)
+    assert table.method == "lime" and table.base_values == {}  # LIME's intercepts vary by row

@@ -151,6 +151,7 @@ def run_chunks(
     *,
     skip: Callable[[int], bool] = lambda index: False,
     on_reject: RejectFn | None = None,
+    on_result: Callable[[Attributions], None] | None = None,
 ) -> Iterator[tuple[int, pa.Table | None]]:
     """(chunk index, output table) of every chunk in input order; ``None`` for the chunks
     ``skip`` names (already committed by an earlier run: read, but not recomputed)."""
@@ -169,6 +170,8 @@ def run_chunks(
                 yield chunk.index, None
                 continue
             result, keys = _finite_rows_only(chunk, result, config.on_invalid, on_reject)
+            if on_result is not None:
+                on_result(result)
             table = attribution_table(result, keys, plan.output.names, plan.features, config.layout)
             yield chunk.index, table
 

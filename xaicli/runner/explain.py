@@ -26,6 +26,7 @@ from xaicli.io.layout import attribution_table
 from xaicli.io.lock import output_lock
 from xaicli.io.manifest import build_manifest
 from xaicli.io.writer import TableWriter, write_json_atomic
+from xaicli.methods.base import Attributions
 from xaicli.runner.execute import (
     Timer,
     effective_chunk_size,
@@ -133,6 +134,7 @@ def _run(
         may_replace=may_replace,
         timer=timer,
         rejects=Rejects(),
+        base_values=SharedBaseValues(),
         on_progress=progress(prepared.n_rows) if progress is not None else None,
         on_note=on_note,
     )
@@ -165,6 +167,7 @@ class _Run:
     may_replace: bool  # the output and its companions
     timer: Timer
     rejects: Rejects
+    base_values: SharedBaseValues
     on_progress: Callable[[int], None] | None
     on_note: NoteFn | None
 
@@ -216,6 +219,7 @@ def _compute_and_write(run: _Run) -> int:
                 run.on_progress,
                 skip=done.__contains__,
                 on_reject=run.rejects.add,
+                on_result=run.base_values.observe,
             )
             for index, table in chunks:
                 if store is not None:
@@ -250,7 +254,11 @@ def _publish(run: _Run, writer: TableWriter) -> None:
     """Close the output, write its companions, then move the output into place: a reader
     that sees the output also finds its manifest and rejects file."""
     writer.finish(
-        {"output_rows": writer.rows_written, "wall_time_s": round(run.timer.elapsed, 3)},
+        {
+            "output_rows": writer.rows_written,
+            "wall_time_s": round(run.timer.elapsed, 3),
+            **run.base_values.facts(run.prepared.plan.output.names),
+        },
         _empty_schema(run.prepared, run.config),
     )
     _write_companions(run, writer.rows_written)
@@ -263,6 +271,7 @@ def _write_companions(run: _Run, output_rows: int) -> None:
         output_rows=output_rows,
         rejected_rows=run.rejects.count,
         wall_time_s=round(run.timer.elapsed, 3),
+        **run.base_values.facts(run.prepared.plan.output.names),
     )
     if run.config.out != "-" and run.config.on_invalid == "skip":
         run.rejects.write(_rejects_path(run.config))
@@ -297,6 +306,33 @@ def _interrupted(config: ExplainConfig, stop: BaseException) -> XaiError:
         "run the same command with --resume to continue",
         code,
     )
+
+
+class SharedBaseValues:
+    """The base value of each output when every explained row shares it (SHAP: the mean
+    output over the background), for the metadata: the long layout has no such column."""
+
+    def __init__(self) -> None:
+        self.first: np.ndarray | None = None  # (n_outputs,)
+        self.shared: np.ndarray | None = None  # (n_outputs,) still shared by every row
+
+    def observe(self, result: Attributions) -> None:
+        base = result.base_values
+        if not len(base):
+            return
+        if self.first is None or self.shared is None:
+            self.first = base[0].copy()
+            self.shared = np.ones(base.shape[1], dtype=bool)
+        # algorithms that average per row may differ from row to row in the last bits
+        tolerance = 1e-12 * np.maximum(1.0, np.abs(self.first))
+        self.shared &= (np.abs(base - self.first) <= tolerance).all(axis=0)
+
+    def facts(self, outputs: tuple[str, ...]) -> dict[str, Any]:
+        if self.first is None or self.shared is None or not self.shared.all():
+            return {}
+        return {
+            "base_values": {name: float(v) for name, v in zip(outputs, self.first, strict=True)}
+        }
 
 
 class Rejects:
