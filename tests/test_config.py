@@ -3,7 +3,6 @@ job files and --save-job alike."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 from typing import Literal, get_args, get_origin, get_type_hints
 
@@ -14,7 +13,7 @@ from tests.conftest import run_cli
 from xaicli.cli.app import app
 from xaicli.cli.console import LOG_FORMATS, LogFormat
 from xaicli.cli.explain import option_name
-from xaicli.config import CHOICES, DEFAULTS, FIELD_NAMES, VALUE_KINDS, ExplainConfig
+from xaicli.config import CHOICES, DEFAULTS, FIELD_NAMES, GROUPS, VALUE_KINDS
 from xaicli.jobfile import load_job, write_job
 
 # command-line parameter -> configuration field, where the names differ
@@ -52,7 +51,7 @@ def test_the_command_line_defaults_are_the_configuration_defaults():
 
 
 def test_choices_are_the_literal_types_of_the_fields():
-    hints = get_type_hints(ExplainConfig)
+    hints = {n: h for group in GROUPS.values() for n, h in get_type_hints(group).items()}
     for name, allowed in CHOICES.items():
         assert get_origin(hints[name]) is Literal and get_args(hints[name]) == allowed
     assert set(CHOICES) == {
@@ -148,11 +147,11 @@ def test_every_key_a_job_file_takes_reaches_the_configuration_and_survives_save_
     job.write_text("\n".join(lines) + "\n")
     (config,) = load_job(job)
     for field, value in values.items():
-        got = getattr(config, field)
+        got = config.value(field)
         got = list(got) if isinstance(got, tuple) else got
         assert (str(got) if isinstance(got, Path) else got) == value, field
     saved = tmp_path / "saved.toml"
     write_job(saved, [config])
     (again,) = load_job(saved)
     # --save-job leaves out what is about one invocation (resume applies to every job)
-    assert again == replace(config, quiet=False, overwrite=False)
+    assert again == config.with_values(quiet=False, overwrite=False)

@@ -84,8 +84,6 @@ def test_a_method_registered_in_process_runs_through_the_command_line(
     folder, frame = linear_case
     registry.registered()  # the real entries first, as on any run
     monkeypatch.setitem(registry._SPECS, ("occlusion", ""), OCCLUSION)
-    monkeypatch.setattr(xaicli.config, "METHODS", (*xaicli.config.METHODS, "occlusion"))
-    monkeypatch.setitem(xaicli.config.CHOICES, "method", (*xaicli.config.METHODS, "occlusion"))
     out = tmp_path / "out.parquet"
     result = run_cli(
         "explain", "--model", folder / "linear.joblib", "--data", folder / "data.parquet",

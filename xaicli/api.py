@@ -72,7 +72,7 @@ def explain(
                 values[key] = [values[key]]
         config = build_config(values, name=_option_name)
         run_explain(config, on_note=on_note)
-        return read_attributions(config.out).frame
+        return read_attributions(config.destination.out).frame
 
 
 def _option_name(key: str) -> str:

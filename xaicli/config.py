@@ -4,7 +4,7 @@ and the one place where option values are checked."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import MISSING, asdict, dataclass, fields
+from dataclasses import MISSING, dataclass, fields, replace
 from pathlib import Path
 from types import NoneType, UnionType
 from typing import Any, Literal, get_args, get_origin, get_type_hints
@@ -12,7 +12,8 @@ from typing import Any, Literal, get_args, get_origin, get_type_hints
 from xaicli.errors import UsageError
 
 # The choices of every option that takes one: the field types below and the checks in
-# build_config both read them, so a choice is added in one place.
+# build_config both read them, so a choice is added in one place. Method lists the built-in
+# methods (for types and help); build_config takes any method the registry holds.
 Method = Literal["auto", "shap", "lime", "ig", "saliency"]
 Algorithm = Literal["auto", "tree", "tree-path", "linear", "exact", "kernel", "permutation"]
 OutputKind = Literal["auto", "proba", "decision", "predict"]
@@ -33,26 +34,26 @@ LIME_NEIGHBOURHOODS: tuple[str, ...] = get_args(LimeNeighbourhood)
 
 
 @dataclass(frozen=True)
-class ExplainConfig:
-    """Everything one ``xai explain`` run needs; built once, validated, never mutated.
+class Inputs:
+    """What to explain: the model, the rows, and which of the model's outputs."""
 
-    The field defaults are the defaults of the command line, job files and the Python API.
-    The field order is the order of the manifest's ``parameters`` and of job files."""
-
-    # what to explain
     model: str
     data: Path
-    out: str  # a path, or "-" for stdout
-    out_format: FileFormat = "parquet"
     features: tuple[str, ...] | None = None
     id_cols: tuple[str, ...] = ()
-    # how to compute
-    method: Method = "auto"
-    algorithm: Algorithm = "auto"
     output: OutputKind = "auto"
     classes: tuple[str, ...] = ()
     background: Path | None = None
     background_size: int = 100
+    trust_model: bool = False
+
+
+@dataclass(frozen=True)
+class Compute:
+    """How to compute: the method, its parameters, the seed and the limits on model calls."""
+
+    method: Method = "auto"
+    algorithm: Algorithm = "auto"
     n_samples: int | None = None
     kernel_width: float | None = None
     discretize: bool = True
@@ -60,26 +61,124 @@ class ExplainConfig:
     lime_neighbourhood: LimeNeighbourhood = "shared"
     baseline: str = "mean"  # mean | median | zero, or a path
     steps: int = 64
-    n_jobs: int = -1
-    chunk_size: int = 1024
     seed: int = 0
-    # where and how to write
-    layout: Layout = "wide"
-    overwrite: bool = False
-    resume: bool = False
-    trust_model: bool = False
-    manifest: Path | None = None
-    quiet: bool = False
     max_eval_rows: int = 200_000
     on_invalid: OnInvalid = "error"
-    # where to run
+
+
+@dataclass(frozen=True)
+class Destination:
+    """Where to write: the output table, its shape, the manifest, and what may be replaced."""
+
+    out: str  # a path, or "-" for stdout
+    out_format: FileFormat = "parquet"
+    layout: Layout = "wide"
+    manifest: Path | None = None
+    overwrite: bool = False
+    resume: bool = False
+
+
+@dataclass(frozen=True)
+class Execution:
+    """How to run: the parallelism, the chunking and what to print. None of it changes the
+    output's values."""
+
+    n_jobs: int = -1
+    chunk_size: int = 1024
     backend: Backend = "loky"
     scheduler: str | None = None
+    quiet: bool = False
+
+
+# The concerns ExplainConfig is made of: its attribute -> the dataclass holding them.
+GROUPS: dict[str, type] = {
+    "inputs": Inputs,
+    "compute": Compute,
+    "destination": Destination,
+    "execution": Execution,
+}
+# The flat order of the fields: the manifest's ``parameters`` and job files keep it.
+FIELD_NAMES = (
+    "model",
+    "data",
+    "out",
+    "out_format",
+    "features",
+    "id_cols",
+    "method",
+    "algorithm",
+    "output",
+    "classes",
+    "background",
+    "background_size",
+    "n_samples",
+    "kernel_width",
+    "discretize",
+    "num_features",
+    "lime_neighbourhood",
+    "baseline",
+    "steps",
+    "n_jobs",
+    "chunk_size",
+    "seed",
+    "layout",
+    "overwrite",
+    "resume",
+    "trust_model",
+    "manifest",
+    "quiet",
+    "max_eval_rows",
+    "on_invalid",
+    "backend",
+    "scheduler",
+)
+# field -> the ExplainConfig attribute of its group
+GROUP_OF: dict[str, str] = {f.name: group for group, cls in GROUPS.items() for f in fields(cls)}
+if set(GROUP_OF) != set(FIELD_NAMES) or len(GROUP_OF) != len(FIELD_NAMES):
+    raise RuntimeError("FIELD_NAMES must name every field of the configuration's groups once")
+
+
+@dataclass(frozen=True)
+class ExplainConfig:
+    """Everything one ``xai explain`` run needs; built once, validated, never mutated.
+
+    The groups' field defaults are the defaults of the command line, job files and the
+    Python API. FIELD_NAMES is the order of the manifest's ``parameters`` and of job files."""
+
+    inputs: Inputs
+    compute: Compute
+    destination: Destination
+    execution: Execution
+
+    @classmethod
+    def from_values(cls, **values: Any) -> ExplainConfig:
+        """The configuration from flat field values (a field left out takes its default)."""
+        grouped: dict[str, dict[str, Any]] = {group: {} for group in GROUPS}
+        for key, value in values.items():
+            grouped[GROUP_OF[key]][key] = value
+        return cls(**{group: GROUPS[group](**grouped[group]) for group in GROUPS})
+
+    def value(self, key: str) -> Any:
+        """One field's value by its flat name."""
+        return getattr(getattr(self, GROUP_OF[key]), key)
+
+    def flat_values(self) -> dict[str, Any]:
+        """Every field by its flat name, in FIELD_NAMES order."""
+        return {key: self.value(key) for key in FIELD_NAMES}
+
+    def with_values(self, **values: Any) -> ExplainConfig:
+        """A copy with some fields, named flat, changed."""
+        changes: dict[str, dict[str, Any]] = {}
+        for key, value in values.items():
+            changes.setdefault(GROUP_OF[key], {})[key] = value
+        return replace(
+            self, **{group: replace(getattr(self, group), **c) for group, c in changes.items()}
+        )
 
     def parameters(self) -> dict[str, Any]:
-        """The configuration as JSON-ready values, for manifests."""
+        """The configuration as flat JSON-ready values, in FIELD_NAMES order, for manifests."""
         out: dict[str, Any] = {}
-        for key, value in asdict(self).items():
+        for key, value in self.flat_values().items():
             if isinstance(value, Path):
                 value = str(value)
             elif isinstance(value, tuple):
@@ -88,10 +187,10 @@ class ExplainConfig:
         return out
 
 
-FIELD_NAMES = tuple(f.name for f in fields(ExplainConfig))
+_FIELDS = {f.name: f for cls in GROUPS.values() for f in fields(cls)}
 # field -> its default, for every field that has one
 DEFAULTS: dict[str, Any] = {
-    f.name: f.default for f in fields(ExplainConfig) if f.default is not MISSING
+    name: _FIELDS[name].default for name in FIELD_NAMES if _FIELDS[name].default is not MISSING
 }
 PATH_KEYS = ("model", "data", "out", "background", "manifest", "baseline")
 
@@ -114,12 +213,15 @@ def _value_kind(hint: Any) -> ValueKind:
     return "str"
 
 
-_HINTS = get_type_hints(ExplainConfig)
+# field -> its type hint
+HINTS: dict[str, Any] = {
+    name: hint for cls in GROUPS.values() for name, hint in get_type_hints(cls).items()
+}
 # field -> what kind of value it holds (job files check their values against it)
-VALUE_KINDS: dict[str, ValueKind] = {name: _value_kind(_HINTS[name]) for name in FIELD_NAMES}
+VALUE_KINDS: dict[str, ValueKind] = {name: _value_kind(HINTS[name]) for name in FIELD_NAMES}
 # field -> its allowed values, for the fields that take one of a few choices
 CHOICES: dict[str, tuple[str, ...]] = {
-    name: get_args(_HINTS[name]) for name in FIELD_NAMES if get_origin(_HINTS[name]) is Literal
+    name: get_args(HINTS[name]) for name in FIELD_NAMES if get_origin(HINTS[name]) is Literal
 }
 
 
@@ -134,6 +236,8 @@ def build_config(values: dict[str, Any], *, name: Callable[[str], str]) -> Expla
         if not v.get(key):
             raise UsageError(f"{name(key)} is required")
     for key, allowed in CHOICES.items():
+        if key == "method" and key in v and v[key] not in allowed:
+            allowed = method_choices()  # a method registered beyond the built-in ones
         if key in v and v[key] not in allowed:
             raise UsageError(f"{name(key)} must be one of {', '.join(allowed)}; got {v[key]!r}")
     for key, least in (
@@ -167,7 +271,15 @@ def build_config(values: dict[str, Any], *, name: Callable[[str], str]) -> Expla
             v[key] = list_entries(v[key])
     if "features" in v and not v["features"]:
         del v["features"]
-    return ExplainConfig(**v)
+    return ExplainConfig.from_values(**v)
+
+
+def method_choices() -> tuple[str, ...]:
+    """``--method``'s values: "auto" and every method in the registry. The registry is read
+    here, not at import, because reading it imports every method (numba among them)."""
+    from xaicli.methods.registry import method_names
+
+    return ("auto", *method_names())
 
 
 class ExactName(str):

@@ -138,9 +138,9 @@ def _resolve(value: str, folder: Path, date: str, label: str) -> str:
 def make_output_folders(config: ExplainConfig) -> None:
     """Create a job's missing output and manifest folders: a scheduled job's first run
     writes to ``out/...-{date}`` before anyone created ``out/``."""
-    folders = [Path(config.out).parent] if config.out != "-" else []
-    if config.manifest is not None:
-        folders.append(config.manifest.parent)
+    folders = [Path(config.destination.out).parent] if config.destination.out != "-" else []
+    if config.destination.manifest is not None:
+        folders.append(config.destination.manifest.parent)
     for folder in folders:
         try:
             folder.mkdir(parents=True, exist_ok=True)
@@ -153,17 +153,19 @@ def check_job_destination(path: Path, config: ExplainConfig) -> None:
     (without --overwrite) any existing file."""
     what = "job file (--save-job)"
     check_writable_folder(path, what)
-    inputs = input_files(config.data, config.model, config.background, config.baseline)
+    inputs = input_files(
+        config.inputs.data, config.inputs.model, config.inputs.background, config.compute.baseline
+    )
     check_not_input(path, what, inputs)
-    written = [("output", Path(config.out))] if config.out != "-" else []
-    if config.manifest is not None:
-        written.append(("manifest", config.manifest))
-    elif config.out != "-":
-        written.append(("manifest", Path(config.out + ".manifest.json")))
+    written = [("output", Path(config.destination.out))] if config.destination.out != "-" else []
+    if config.destination.manifest is not None:
+        written.append(("manifest", config.destination.manifest))
+    elif config.destination.out != "-":
+        written.append(("manifest", Path(config.destination.out + ".manifest.json")))
     for label, other in written:
         if same_file(path, other):
             raise UsageError(f"{what} {path} is also the {label}; choose another path")
-    check_absent(path, what, may_replace=config.overwrite)
+    check_absent(path, what, may_replace=config.destination.overwrite)
 
 
 def write_job(path: Path, configs: list[ExplainConfig], *, replace: bool = True) -> None:
@@ -173,7 +175,7 @@ def write_job(path: Path, configs: list[ExplainConfig], *, replace: bool = True)
     for config in configs:
         lines.append("[[explain]]")
         for key in FIELD_NAMES:
-            value = getattr(config, key)
+            value = config.value(key)
             if key in NOT_SAVED or (key in DEFAULTS and value == DEFAULTS[key]):
                 continue
             if (

@@ -5,7 +5,7 @@ from __future__ import annotations
 from xaicli.cli import options as o
 from xaicli.cli.console import DEFAULT_LOG_FORMAT, Reporter
 from xaicli.cli.guard import guarded
-from xaicli.config import ExplainConfig, build_config
+from xaicli.config import DEFAULTS, ExplainConfig, build_config
 from xaicli.errors import UsageError
 
 EXAMPLES = """\
@@ -28,9 +28,9 @@ def option_name(key: str) -> str:
     return OPTION_NAMES.get(key, "--" + key.replace("_", "-"))
 
 
-# Defaults are read from ExplainConfig's fields (a dataclass keeps each field's default as
-# a class attribute), so the command line, job files and the Python API share them.
-C = ExplainConfig
+# Defaults are read from the configuration's fields, so the command line, job files and the
+# Python API share them.
+D = DEFAULTS
 
 
 def explain(
@@ -39,35 +39,35 @@ def explain(
     out: o.Out = None,
     features: o.Features = None,
     id_col: o.IdCol = None,
-    method: o.Method = C.method,
-    algorithm: o.Algorithm = C.algorithm,
-    output: o.Output = C.output,
+    method: o.Method = D["method"],
+    algorithm: o.Algorithm = D["algorithm"],
+    output: o.Output = D["output"],
     class_: o.Class = None,
     background: o.Background = None,
-    background_size: o.BackgroundSize = C.background_size,
+    background_size: o.BackgroundSize = D["background_size"],
     n_samples: o.NSamples = None,
     kernel_width: o.KernelWidth = None,
-    no_discretize: o.NoDiscretize = not C.discretize,
+    no_discretize: o.NoDiscretize = not D["discretize"],
     num_features: o.NumFeatures = None,
-    lime_neighbourhood: o.LimeNeighbourhood = C.lime_neighbourhood,
-    baseline: o.Baseline = C.baseline,
-    steps: o.Steps = C.steps,
-    n_jobs: o.NJobs = C.n_jobs,
-    chunk_size: o.ChunkSize = C.chunk_size,
-    seed: o.Seed = C.seed,
-    layout: o.Layout = C.layout,
+    lime_neighbourhood: o.LimeNeighbourhood = D["lime_neighbourhood"],
+    baseline: o.Baseline = D["baseline"],
+    steps: o.Steps = D["steps"],
+    n_jobs: o.NJobs = D["n_jobs"],
+    chunk_size: o.ChunkSize = D["chunk_size"],
+    seed: o.Seed = D["seed"],
+    layout: o.Layout = D["layout"],
     out_format: o.Format = None,
     manifest: o.Manifest = None,
-    overwrite: o.Overwrite = C.overwrite,
-    resume: o.Resume = C.resume,
-    trust_model: o.TrustModel = C.trust_model,
-    max_eval_rows: o.MaxEvalRows = C.max_eval_rows,
-    on_invalid: o.OnInvalid = C.on_invalid,
-    backend: o.Backend = C.backend,
+    overwrite: o.Overwrite = D["overwrite"],
+    resume: o.Resume = D["resume"],
+    trust_model: o.TrustModel = D["trust_model"],
+    max_eval_rows: o.MaxEvalRows = D["max_eval_rows"],
+    on_invalid: o.OnInvalid = D["on_invalid"],
+    backend: o.Backend = D["backend"],
     scheduler: o.Scheduler = None,
     save_job: o.SaveJob = None,
     log_format: o.LogFormat = DEFAULT_LOG_FORMAT,
-    quiet: o.Quiet = C.quiet,
+    quiet: o.Quiet = D["quiet"],
     verbose: o.Verbose = False,
     debug: o.Debug = False,
 ) -> None:
@@ -130,7 +130,7 @@ def explain(
         if save_job is not None and resolved:
             # once the run succeeded: a refused or failed run leaves no job file behind; a
             # list item in a job file is a name, commas included
-            write_job(save_job, resolved, replace=config.overwrite)
+            write_job(save_job, resolved, replace=config.destination.overwrite)
         reporter.summary(summary)
 
     guarded(debug, run, reporter)

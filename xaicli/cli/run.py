@@ -43,7 +43,9 @@ def run(
 
         configs = load_job(job)  # every table is checked before any work starts
         for number, config in enumerate(configs, start=1):
-            reporter.note(f"[[explain]] {number} of {len(configs)}: {config.data} -> {config.out}")
+            reporter.note(
+                f"[[explain]] {number} of {len(configs)}: {config.inputs.data} -> {config.destination.out}"
+            )
             make_output_folders(config)
             with reporter.progress() as progress:
                 summary = run_explain(config, on_note=reporter.note, progress=progress)

@@ -87,10 +87,10 @@ def effective_chunk_size(chunk_size: int, n_rows: int) -> int:
 def workers_used(config: ExplainConfig, n_rows: int) -> int | None:
     """Worker processes a local run starts: no more than it has chunks. None on Dask,
     where the cluster decides."""
-    if config.backend != "loky":
+    if config.execution.backend != "loky":
         return None
-    n_chunks = -(-n_rows // effective_chunk_size(config.chunk_size, n_rows))
-    return max(1, min(effective_n_jobs(config.n_jobs), n_chunks))
+    n_chunks = -(-n_rows // effective_chunk_size(config.execution.chunk_size, n_rows))
+    return max(1, min(effective_n_jobs(config.execution.n_jobs), n_chunks))
 
 
 def _exact_batches(batches: Iterator[pa.RecordBatch], size: int) -> Iterator[pa.Table]:
@@ -156,7 +156,7 @@ def run_chunks(
     """(chunk index, output table) of every chunk in input order; ``None`` for the chunks
     ``skip`` names (already committed by an earlier run: read, but not recomputed)."""
     plan = prepared.plan
-    chunk_size = effective_chunk_size(config.chunk_size, prepared.n_rows)
+    chunk_size = effective_chunk_size(config.execution.chunk_size, prepared.n_rows)
     # no more workers than chunks: a one-chunk run stays in this process (no pool start-up)
     n_jobs = workers_used(config, prepared.n_rows) or 1
     chunks = iter_chunks(prepared, chunk_size)
@@ -169,14 +169,16 @@ def run_chunks(
                 _report_rejects(chunk, on_reject)
                 yield chunk.index, None
                 continue
-            result, keys = _finite_rows_only(chunk, result, config.on_invalid, on_reject)
+            result, keys = _finite_rows_only(chunk, result, config.compute.on_invalid, on_reject)
             if on_result is not None:
                 on_result(result)
-            table = attribution_table(result, keys, plan.output.names, plan.features, config.layout)
+            table = attribution_table(
+                result, keys, plan.output.names, plan.features, config.destination.layout
+            )
             yield chunk.index, table
 
     remember_model(plan.model_key, prepared.model)
-    if n_jobs == 1 and config.backend == "loky":
+    if n_jobs == 1 and config.execution.backend == "loky":
         yield from tables((c, None if skip(c.index) else _compute_local(plan, c)) for c in chunks)
         return
     from joblib import Parallel, delayed, parallel_config
@@ -196,8 +198,8 @@ def run_chunks(
                     plan, chunk.X, chunk.rows, chunk.categories, chunk.label
                 )
 
-    if config.backend == "dask":
-        with dask_backend(config.scheduler, plan) as (n_workers, shipped):
+    if config.execution.backend == "dask":
+        with dask_backend(config.execution.scheduler, plan) as (n_workers, shipped):
             plan = shipped  # tasks() reads it: remote workers get the model object itself
             parallel = Parallel(n_jobs=-1, return_as="generator", pre_dispatch=f"{2 * n_workers}")
             yield from tables(

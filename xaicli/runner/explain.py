@@ -64,9 +64,9 @@ def run_explain(
     """Explain the data of ``config``. ``on_prepared`` receives the configuration as
     resolved against the data (list options as names) once every check has passed."""
     check_destinations(config)
-    if config.out == "-":
+    if config.destination.out == "-":
         return _run(config, on_note, progress, on_prepared)
-    out = Path(config.out)
+    out = Path(config.destination.out)
     # one run per output: the checks below, the leftovers' cleanup and the publish
     # happen with no other run able to touch the same files
     with output_lock(out):
@@ -77,7 +77,9 @@ def run_explain(
 def check_destinations(config: ExplainConfig) -> None:
     """Before any work: every file the run writes goes to a writable folder, and none of
     them is an input or another of them."""
-    inputs = input_files(config.data, config.model, config.background, config.baseline)
+    inputs = input_files(
+        config.inputs.data, config.inputs.model, config.inputs.background, config.compute.baseline
+    )
     written = _written_files(config)
     for what, path in written:
         check_writable_folder(path, what)
@@ -91,9 +93,9 @@ def check_destinations(config: ExplainConfig) -> None:
 def _written_files(config: ExplainConfig) -> list[tuple[str, Path]]:
     """(label, path) of the files a run writes, output first."""
     files: list[tuple[str, Path]] = []
-    if config.out != "-":
-        files.append(("output", Path(config.out)))
-        if config.on_invalid == "skip":
+    if config.destination.out != "-":
+        files.append(("output", Path(config.destination.out)))
+        if config.compute.on_invalid == "skip":
             files.append(("rejects file", _rejects_path(config)))
     manifest = _manifest_path(config)
     if manifest is not None:
@@ -116,11 +118,18 @@ def _run(
     if on_prepared is not None:
         on_prepared(config)
     # reads every byte of the data files: once per run, and only when writing to a file
-    fingerprint = _fingerprint(prepared, config) if config.out != "-" else None
+    fingerprint = _fingerprint(prepared, config) if config.destination.out != "-" else None
     if finished:
         _check_same_run(config, fingerprint)
         return RunSummary(
-            0, 0, 0.0, config.out, None, prepared.plan.method, prepared.plan.algorithm, skipped=True
+            0,
+            0,
+            0.0,
+            config.destination.out,
+            None,
+            prepared.plan.method,
+            prepared.plan.algorithm,
+            skipped=True,
         )
     if on_note is not None:
         for note in prepared.notes:
@@ -147,7 +156,7 @@ def _run(
         rows=prepared.n_rows,
         output_rows=written,
         seconds=timer.elapsed,
-        out=config.out,
+        out=config.destination.out,
         manifest_path=run.manifest_path,
         method=prepared.plan.method,
         algorithm=prepared.plan.algorithm,
@@ -176,10 +185,14 @@ def _check_replaceable(config: ExplainConfig, finished: bool) -> bool:
     """Whether this run may replace the files it writes; UsageError for one that exists
     and may not be replaced."""
     # an interrupted run may have renamed its output into place before it could tidy up
-    resuming = config.resume and config.out != "-" and work_folder(Path(config.out)).exists()
+    resuming = (
+        config.destination.resume
+        and config.destination.out != "-"
+        and work_folder(Path(config.destination.out)).exists()
+    )
     # the default manifest and the rejects file are companions of the output: a run that
     # may replace the output (or is its own resumed run) may replace them too
-    may_replace = config.overwrite or resuming or finished
+    may_replace = config.destination.overwrite or resuming or finished
     for what, path in _written_files(config):
         check_absent(path, what, may_replace=may_replace)
     return may_replace
@@ -190,12 +203,12 @@ def _manifest(
 ) -> dict[str, Any]:
     return build_manifest(
         tool_version=__version__,
-        facts={**prepared.facts, "data": str(config.data)},
+        facts={**prepared.facts, "data": str(config.inputs.data)},
         parameters={
             **config.parameters(),
             "n_jobs_effective": workers_used(config, prepared.n_rows),
         },
-        extra={"output": config.out, "fingerprint": fingerprint},
+        extra={"output": config.destination.out, "fingerprint": fingerprint},
     )
 
 
@@ -209,8 +222,13 @@ def _compute_and_write(run: _Run) -> int:
     done = store.committed() if store is not None else set()
     if done and store is not None and run.on_note is not None:
         run.on_note(f"resuming: {len(done)} chunk(s) already committed in {store.folder}")
-    metadata = run.manifest if config.out != "-" else None
-    writer = TableWriter(config.out, config.out_format, metadata=metadata, replace=run.may_replace)
+    metadata = run.manifest if config.destination.out != "-" else None
+    writer = TableWriter(
+        config.destination.out,
+        config.destination.out_format,
+        metadata=metadata,
+        replace=run.may_replace,
+    )
     try:
         with writer:
             chunks = run_chunks(
@@ -240,13 +258,13 @@ def _compute_and_write(run: _Run) -> int:
 
 def _open_store(run: _Run) -> ChunkStore | None:
     """The work folder of finished chunks; None for stdout, which cannot resume."""
-    if run.config.out == "-" or run.fingerprint is None:
+    if run.config.destination.out == "-" or run.fingerprint is None:
         return None
     return ChunkStore.open(
-        Path(run.config.out),
+        Path(run.config.destination.out),
         run.fingerprint,
-        resume=run.config.resume,
-        overwrite=run.config.overwrite,
+        resume=run.config.destination.resume,
+        overwrite=run.config.destination.overwrite,
     )
 
 
@@ -273,7 +291,7 @@ def _write_companions(run: _Run, output_rows: int) -> None:
         wall_time_s=round(run.timer.elapsed, 3),
         **run.base_values.facts(run.prepared.plan.output.names),
     )
-    if run.config.out != "-" and run.config.on_invalid == "skip":
+    if run.config.destination.out != "-" and run.config.compute.on_invalid == "skip":
         run.rejects.write(_rejects_path(run.config))
     if run.manifest_path is not None:
         write_json_atomic(run.manifest_path, run.manifest)
@@ -285,7 +303,7 @@ _NEUTRAL = {"n_jobs", "quiet", "overwrite", "resume", "manifest", "backend", "sc
 
 def _fingerprint(prepared: Prepared, config: ExplainConfig) -> dict[str, Any]:
     parameters = {k: v for k, v in config.parameters().items() if k not in _NEUTRAL}
-    parameters["chunk_size"] = effective_chunk_size(config.chunk_size, prepared.n_rows)
+    parameters["chunk_size"] = effective_chunk_size(config.execution.chunk_size, prepared.n_rows)
     return {
         "tool_version": __version__,
         "model_sha256": prepared.facts["model_sha256"],
@@ -297,12 +315,12 @@ def _fingerprint(prepared: Prepared, config: ExplainConfig) -> dict[str, Any]:
 def _interrupted(config: ExplainConfig, stop: BaseException) -> XaiError:
     code = 143 if isinstance(stop, Terminated) else 130
     what = "terminated" if code == 143 else "interrupted"
-    if config.out == "-":
+    if config.destination.out == "-":
         return Interrupted(f"{what}; nothing was kept (output to stdout)", code)
-    if not work_folder(Path(config.out)).exists():
+    if not work_folder(Path(config.destination.out)).exists():
         return Interrupted(f"{what} before any chunk was finished; nothing was kept", code)
     return Interrupted(
-        f"{what}; finished chunks are kept in {work_folder(Path(config.out))}: "
+        f"{what}; finished chunks are kept in {work_folder(Path(config.destination.out))}: "
         "run the same command with --resume to continue",
         code,
     )
@@ -363,9 +381,13 @@ class Rejects:
 
 def _finished_output(config: ExplainConfig) -> bool:
     """With --resume, an output that exists with no interrupted work is a finished run."""
-    if not config.resume or config.overwrite or config.out == "-":
+    if (
+        not config.destination.resume
+        or config.destination.overwrite
+        or config.destination.out == "-"
+    ):
         return False
-    out = Path(config.out)
+    out = Path(config.destination.out)
     return out.exists() and not work_folder(out).exists()
 
 
@@ -381,21 +403,21 @@ def _check_same_run(config: ExplainConfig, fingerprint: dict[str, Any] | None) -
         previous = None
     if previous != json.loads(json.dumps(fingerprint, default=str)):
         raise UsageError(
-            f"output {config.out} exists from another run (different model, data or parameters, "
+            f"output {config.destination.out} exists from another run (different model, data or parameters, "
             "or no manifest); pass --overwrite to replace it"
         )
 
 
 def _rejects_path(config: ExplainConfig) -> Path:
-    return Path(config.out + ".rejects.parquet")
+    return Path(config.destination.out + ".rejects.parquet")
 
 
 def _manifest_path(config: ExplainConfig) -> Path | None:
-    if config.manifest is not None:
-        return config.manifest
-    if config.out == "-":
+    if config.destination.manifest is not None:
+        return config.destination.manifest
+    if config.destination.out == "-":
         return None
-    return Path(config.out + ".manifest.json")
+    return Path(config.destination.out + ".manifest.json")
 
 
 def _empty_schema(prepared: Prepared, config: ExplainConfig) -> pa.Schema:
@@ -410,5 +432,5 @@ def _empty_schema(prepared: Prepared, config: ExplainConfig) -> pa.Schema:
         key_schema.empty_table(),
         plan.output.names,
         plan.features,
-        config.layout,
+        config.destination.layout,
     ).schema

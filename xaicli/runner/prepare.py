@@ -4,7 +4,7 @@ on the user's input runs here, before any work starts."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -61,35 +61,39 @@ class Prepared:
 
 
 def prepare(config: ExplainConfig) -> Prepared:
-    with model_exits_as(ModelLoadError, config.model, "while checking it on the background rows"):
+    with model_exits_as(
+        ModelLoadError, config.inputs.model, "while checking it on the background rows"
+    ):
         return _prepare(config)
 
 
 def _prepare(config: ExplainConfig) -> Prepared:
-    source = open_table(config.data, text_columns=config.id_cols)
+    source = open_table(config.inputs.data, text_columns=config.inputs.id_cols)
     resolved = _resolve_lists(config, source.schema.names)
-    if resolved.id_cols != config.id_cols:  # a comma shorthand: CSV ids are read as text
-        source = open_table(config.data, text_columns=resolved.id_cols)
+    if (
+        resolved.inputs.id_cols != config.inputs.id_cols
+    ):  # a comma shorthand: CSV ids are read as text
+        source = open_table(config.inputs.data, text_columns=resolved.inputs.id_cols)
     config = resolved
-    missing_ids = [c for c in config.id_cols if c not in source.schema.names]
+    missing_ids = [c for c in config.inputs.id_cols if c not in source.schema.names]
     if missing_ids:
-        raise DataError(f"id column {missing_ids[0]!r} is not in {config.data}")
-    model_source = ModelSource(config.model, trust=config.trust_model)
+        raise DataError(f"id column {missing_ids[0]!r} is not in {config.inputs.data}")
+    model_source = ModelSource(config.inputs.model, trust=config.inputs.trust_model)
     model = load_model(model_source)
     labels = [str(c) for c in getattr(model, "classes_", [])]
-    config = replace(config, classes=resolve_names(config.classes, labels))
+    config = config.with_values(classes=resolve_names(config.inputs.classes, labels))
     features = _features(config, source, model)
-    source = source.check_columns([*features, *config.id_cols], exact=config.id_cols)
+    source = source.check_columns([*features, *config.inputs.id_cols], exact=config.inputs.id_cols)
     model_columns = model_feature_names(model)
     codec = FeatureCodec.from_schema(source.schema, features)
     scan = scan_data(source, features, codec.categorical)
     n_rows = scan.n_rows
     if n_rows == 0:
-        raise DataError(f"{config.data} has no rows")
+        raise DataError(f"{config.inputs.data} has no rows")
     background_table = _background_table(config, source, features, n_rows)
     background = codec.encode(background_table)
 
-    output = resolve_output(model, config.output, config.classes)
+    output = resolve_output(model, config.inputs.output, config.inputs.classes)
     probe = ModelPredictor(
         model, output, features, codec.categorical, codec.snapshot(), model_columns
     )
@@ -105,17 +109,19 @@ def _prepare(config: ExplainConfig) -> Prepared:
             f"{mixed_text_hint(scan, codec, background)}check --features and the column types"
         ) from exc
     notes.extend(numbers_as_text_notes(codec, background))
-    check_text_values(probe, scan, codec, background, config.data)
+    check_text_values(probe, scan, codec, background, config.inputs.data)
     if not output.columns:  # a callable or a regressor: one output per column it returns
-        output = columns_output_spec(output.kind, raw.shape[1], config.classes)
-    background = _drop_non_finite_outputs(probe, output, background, config.max_eval_rows, notes)
+        output = columns_output_spec(output.kind, raw.shape[1], config.inputs.classes)
+    background = _drop_non_finite_outputs(
+        probe, output, background, config.compute.max_eval_rows, notes
+    )
 
-    method = "shap" if config.method == "auto" else config.method
+    method = "shap" if config.compute.method == "auto" else config.compute.method
     algorithm, structure = _choose_algorithm(
         config, method, model, probe, output, background, notes
     )
     spec = method_spec(method, algorithm)
-    params = params_from(spec, asdict(config))
+    params = params_from(spec, config.flat_values())
     tables = _table_params(spec, params, codec, invalid, features)
     inputs = RunInputs(background, codec.categorical_mask, features, tables)
     try:
@@ -128,14 +134,14 @@ def _prepare(config: ExplainConfig) -> Prepared:
         invalid = replace(
             invalid, takes_nan=False, takes_inf=False, refuser=setup.refuser, advice=setup.advice
         )
-    check_names(features, config.id_cols, spec.extras, config.layout)
+    check_names(features, config.inputs.id_cols, spec.extras, config.destination.layout)
     # after the method's own limits (LIME without discretization cannot take NaN either)
-    refuse_invalid_rows(scan, invalid, source, config.id_cols)
+    refuse_invalid_rows(scan, invalid, source, config.inputs.id_cols)
 
     fingerprint = model_fingerprint(model_source)
     plan = RunPlan(
         model_source=model_source,
-        model_key=f"{config.model}:{fingerprint}",
+        model_key=f"{config.inputs.model}:{fingerprint}",
         output=output,
         features=features,
         categorical=codec.categorical,
@@ -143,10 +149,10 @@ def _prepare(config: ExplainConfig) -> Prepared:
         method=method,
         algorithm=algorithm,
         background=background,
-        seed=config.seed,
+        seed=config.compute.seed,
         params=params,
         state=setup.state,
-        max_eval_rows=config.max_eval_rows,
+        max_eval_rows=config.compute.max_eval_rows,
         structure=structure,
     )
     facts = {
@@ -158,18 +164,29 @@ def _prepare(config: ExplainConfig) -> Prepared:
         "model_sha256": fingerprint,
         "data_rows": n_rows,
         "background_rows": int(background.shape[0]),
-        "background_source": str(config.background) if config.background else "sample of the data",
+        "background_source": str(config.inputs.background)
+        if config.inputs.background
+        else "sample of the data",
     }
     return Prepared(
-        plan, source, codec, model, n_rows, tuple(config.id_cols), notes, facts, invalid, config
+        plan,
+        source,
+        codec,
+        model,
+        n_rows,
+        tuple(config.inputs.id_cols),
+        notes,
+        facts,
+        invalid,
+        config,
     )
 
 
 def _resolve_lists(config: ExplainConfig, columns: list[str]) -> ExplainConfig:
     """--id-col and --features as column names of this data."""
-    features = resolve_names(config.features, columns) if config.features else None
-    return replace(
-        config, id_cols=resolve_names(config.id_cols, columns), features=features or None
+    features = resolve_names(config.inputs.features, columns) if config.inputs.features else None
+    return config.with_values(
+        id_cols=resolve_names(config.inputs.id_cols, columns), features=features or None
     )
 
 
@@ -180,7 +197,7 @@ def _drop_invalid_background(probe, background, codec, config, notes):
     categorical = codec.categorical_mask
     template = background[int(np.argmin(np.isnan(background[:, categorical]).sum(axis=1)))]
     takes_nan, takes_inf = probe_non_finite(probe, template, categorical)
-    invalid = InvalidPolicy(takes_nan, takes_inf, config.on_invalid)
+    invalid = InvalidPolicy(takes_nan, takes_inf, config.compute.on_invalid)
     bad, _ = invalid_mask(background, categorical, invalid)
     if bad.all():
         numeric = [
@@ -253,8 +270,8 @@ def _drop_non_finite_outputs(probe, output, background, max_eval_rows, notes):
 def _features(config: ExplainConfig, source: TableSource, model: Any) -> tuple[str, ...]:
     columns = source.schema.names
     fitted = model_feature_names(model)
-    if config.features:
-        features = tuple(config.features)
+    if config.inputs.features:
+        features = tuple(config.inputs.features)
         if fitted is not None and set(features) != set(fitted):
             raise DataError(
                 f"--features must name the model's fitted columns ({', '.join(fitted)})"
@@ -262,7 +279,7 @@ def _features(config: ExplainConfig, source: TableSource, model: Any) -> tuple[s
     elif fitted is not None:
         features = fitted
     else:
-        features = tuple(c for c in columns if c not in config.id_cols)
+        features = tuple(c for c in columns if c not in config.inputs.id_cols)
         expected = getattr(model, "n_features_in_", None)
         if expected is not None and len(features) != expected:
             raise DataError(
@@ -272,12 +289,12 @@ def _features(config: ExplainConfig, source: TableSource, model: Any) -> tuple[s
     missing = [f for f in features if f not in columns]
     if missing:
         raise DataError(
-            f"{config.data} lacks the model's column(s) {', '.join(missing)}; "
+            f"{config.inputs.data} lacks the model's column(s) {', '.join(missing)}; "
             f"it has {', '.join(columns)}"
         )
     if not features:
         raise DataError("no feature columns to explain")
-    if ROW in features and not config.id_cols and config.layout == "wide":
+    if ROW in features and not config.inputs.id_cols and config.destination.layout == "wide":
         raise UsageError("a feature is named 'row'; pass --id-col to name the rows another way")
     return features
 
@@ -285,20 +302,26 @@ def _features(config: ExplainConfig, source: TableSource, model: Any) -> tuple[s
 def _background_table(
     config: ExplainConfig, source: TableSource, features: tuple[str, ...], n_rows: int
 ):
-    if config.background is not None:
-        table_source = open_table(config.background, what="background")
+    if config.inputs.background is not None:
+        table_source = open_table(config.inputs.background, what="background")
         missing = [f for f in features if f not in table_source.schema.names]
         if missing:
-            raise DataError(f"background {config.background} lacks column(s) {', '.join(missing)}")
+            raise DataError(
+                f"background {config.inputs.background} lacks column(s) {', '.join(missing)}"
+            )
         table_source = table_source.check_columns(features, what="background")
         table = table_source.take(np.arange(table_source.count_rows()), features)
         if table.num_rows == 0:
-            raise DataError(f"background {config.background} has no rows")
+            raise DataError(f"background {config.inputs.background} has no rows")
         return table
-    if config.background_size < 1:
-        raise UsageError(f"--background-size must be at least 1, got {config.background_size}")
-    size = min(config.background_size, n_rows)
-    rng = np.random.default_rng([config.seed, BACKGROUND_STREAM, 1])  # 3 words: never a row stream
+    if config.inputs.background_size < 1:
+        raise UsageError(
+            f"--background-size must be at least 1, got {config.inputs.background_size}"
+        )
+    size = min(config.inputs.background_size, n_rows)
+    rng = np.random.default_rng(
+        [config.compute.seed, BACKGROUND_STREAM, 1]
+    )  # 3 words: never a row stream
     positions = np.sort(rng.choice(n_rows, size=size, replace=False))
     return source.take(positions, features)
 
@@ -308,13 +331,13 @@ def _choose_algorithm(config, method, model, probe, output, background, notes):
     None for a method without algorithms."""
     with_algorithms = sorted({m for m, algorithm in registered() if algorithm})
     if method not in with_algorithms:
-        if config.algorithm != "auto":
+        if config.compute.algorithm != "auto":
             raise UsageError(
                 f"--algorithm applies to --method {', '.join(with_algorithms)}, not {method}"
             )
         return "", None
     choice = choose_shap_algorithm(
-        config.algorithm,
+        config.compute.algorithm,
         model,
         output.kind,
         probe.feature_names,
