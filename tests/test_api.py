@@ -108,6 +108,8 @@ def test_explain_refuses_unknown_type_and_command_line_only_options(tree_case):
         xaicli.explain(tree_case["model"], [[1, 2, 3]])
     with pytest.raises(xaicli.XaiError, match="resume"):
         xaicli.explain(tree_case["model"], tree_case["data"], resume=True)
+    with pytest.raises(xaicli.XaiError, match="no option 'n_sample'"):
+        xaicli.explain(tree_case["model"], tree_case["data"], n_sample=10)
 
 
 @pytest.mark.parametrize("layout", ["wide", "long"])

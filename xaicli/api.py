@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from xaicli.config import build_config
+from xaicli.config import FIELD_NAMES, build_config
 from xaicli.errors import UsageError
 
 # options that only make sense for one command-line invocation
@@ -56,9 +56,10 @@ def explain(
     from xaicli.io.attributions import read_attributions
     from xaicli.runner.explain import run_explain
 
-    unknown = sorted(set(options) & _NOT_OPTIONS)
+    unknown = sorted((set(options) - set(FIELD_NAMES)) | (set(options) & _NOT_OPTIONS))
     if unknown:
-        raise UsageError(f"explain() takes no option {unknown[0]!r}")
+        accepted = ", ".join(k for k in FIELD_NAMES if k not in _NOT_OPTIONS)
+        raise UsageError(f"explain() takes no option {unknown[0]!r}; options are {accepted}")
     with tempfile.TemporaryDirectory(prefix="xai-") as folder:
         work = Path(folder)
         values: dict[str, Any] = dict(options)
