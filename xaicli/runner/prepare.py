@@ -68,72 +68,27 @@ def prepare(config: ExplainConfig) -> Prepared:
 
 
 def _prepare(config: ExplainConfig) -> Prepared:
-    source = open_table(config.inputs.data, text_columns=config.inputs.id_cols)
-    resolved = _resolve_lists(config, source.schema.names)
-    if (
-        resolved.inputs.id_cols != config.inputs.id_cols
-    ):  # a comma shorthand: CSV ids are read as text
-        source = open_table(config.inputs.data, text_columns=resolved.inputs.id_cols)
-    config = resolved
-    missing_ids = [c for c in config.inputs.id_cols if c not in source.schema.names]
-    if missing_ids:
-        raise DataError(f"id column {missing_ids[0]!r} is not in {config.inputs.data}")
-    model_source = ModelSource(config.inputs.model, trust=config.inputs.trust_model)
-    model = load_model(model_source)
-    labels = [str(c) for c in getattr(model, "classes_", [])]
-    config = config.with_values(classes=resolve_names(config.inputs.classes, labels))
+    config, source = _open_data(config)
+    config, model_source, model = _load(config)
     features = _features(config, source, model)
     source = source.check_columns([*features, *config.inputs.id_cols], exact=config.inputs.id_cols)
-    model_columns = model_feature_names(model)
     codec = FeatureCodec.from_schema(source.schema, features)
-    scan = scan_data(source, features, codec.categorical)
-    n_rows = scan.n_rows
-    if n_rows == 0:
+    scan = scan_data(source, features, codec.categorical)  # every value, before any work
+    if scan.n_rows == 0:
         raise DataError(f"{config.inputs.data} has no rows")
-    background_table = _background_table(config, source, features, n_rows)
-    background = codec.encode(background_table)
-
-    output = resolve_output(model, config.inputs.output, config.inputs.classes)
-    probe = ModelPredictor(
-        model, output, features, codec.categorical, codec.snapshot(), model_columns
-    )
+    background = codec.encode(_background_table(config, source, features, scan.n_rows))
     notes: list[str] = []
-    invalid, background = _drop_invalid_background(probe, background, codec, config, notes)
-    try:
-        raw = probe.raw(background[: min(len(background), 8)])
-    except XaiError:
-        raise
-    except Exception as exc:
-        raise DataError(
-            f"the model cannot take the data's columns ({type(exc).__name__}: {_line(exc)}); "
-            f"{mixed_text_hint(scan, codec, background)}check --features and the column types"
-        ) from exc
-    notes.extend(numbers_as_text_notes(codec, background))
-    check_text_values(probe, scan, codec, background, config.inputs.data)
-    if not output.columns:  # a callable or a regressor: one output per column it returns
-        output = columns_output_spec(output.kind, raw.shape[1], config.inputs.classes)
-    background = _drop_non_finite_outputs(
-        probe, output, background, config.compute.max_eval_rows, notes
+    model_columns = model_feature_names(model)
+    output, probe, invalid, background = _probe_model(
+        config, model, model_columns, features, codec, scan, background, notes
     )
-
     method = "shap" if config.compute.method == "auto" else config.compute.method
     algorithm, structure = _choose_algorithm(
         config, method, model, probe, output, background, notes
     )
     spec = method_spec(method, algorithm)
     params = params_from(spec, config.flat_values())
-    tables = _table_params(spec, params, codec, invalid, features)
-    inputs = RunInputs(background, codec.categorical_mask, features, tables)
-    try:
-        setup = spec.prepare(params, inputs)
-    except MethodInputError as exc:
-        raise (DataError if exc.about_data else UsageError)(str(exc)) from exc
-    if setup.refuser is not None and (invalid.takes_nan or invalid.takes_inf):
-        # the method cannot take them, even where the model can (when the model refuses
-        # them too, the message names the model)
-        invalid = replace(
-            invalid, takes_nan=False, takes_inf=False, refuser=setup.refuser, advice=setup.advice
-        )
+    setup, invalid = _method_setup(spec, params, codec, invalid, background, features)
     check_names(features, config.inputs.id_cols, spec.extras, config.destination.layout)
     # after the method's own limits (LIME without discretization cannot take NaN either)
     refuse_invalid_rows(scan, invalid, source, config.inputs.id_cols)
@@ -162,7 +117,7 @@ def _prepare(config: ExplainConfig) -> Prepared:
         "output_kind": output.kind,
         "features": list(features),
         "model_sha256": fingerprint,
-        "data_rows": n_rows,
+        "data_rows": scan.n_rows,
         "background_rows": int(background.shape[0]),
         "background_source": str(config.inputs.background)
         if config.inputs.background
@@ -173,13 +128,80 @@ def _prepare(config: ExplainConfig) -> Prepared:
         source,
         codec,
         model,
-        n_rows,
+        scan.n_rows,
         tuple(config.inputs.id_cols),
         notes,
         facts,
         invalid,
         config,
     )
+
+
+def _open_data(config: ExplainConfig) -> tuple[ExplainConfig, TableSource]:
+    """The data, with --id-col and --features resolved to its column names."""
+    source = open_table(config.inputs.data, text_columns=config.inputs.id_cols)
+    resolved = _resolve_lists(config, source.schema.names)
+    if resolved.inputs.id_cols != config.inputs.id_cols:
+        # a comma shorthand: CSV ids are read as text
+        source = open_table(config.inputs.data, text_columns=resolved.inputs.id_cols)
+    missing_ids = [c for c in resolved.inputs.id_cols if c not in source.schema.names]
+    if missing_ids:
+        raise DataError(f"id column {missing_ids[0]!r} is not in {config.inputs.data}")
+    return resolved, source
+
+
+def _load(config: ExplainConfig) -> tuple[ExplainConfig, ModelSource, Any]:
+    """The model, with --class resolved to its class labels."""
+    model_source = ModelSource(config.inputs.model, trust=config.inputs.trust_model)
+    model = load_model(model_source)
+    labels = [str(c) for c in getattr(model, "classes_", [])]
+    config = config.with_values(classes=resolve_names(config.inputs.classes, labels))
+    return config, model_source, model
+
+
+def _probe_model(config, model, model_columns, features, codec, scan, background, notes):
+    """What is explained, the model's adapter, whether it takes NaN/inf, and the
+    background rows it can take and answers finitely."""
+    output = resolve_output(model, config.inputs.output, config.inputs.classes)
+    probe = ModelPredictor(
+        model, output, features, codec.categorical, codec.snapshot(), model_columns
+    )
+    invalid, background = _drop_invalid_background(probe, background, codec, config, notes)
+    try:
+        raw = probe.raw(background[: min(len(background), 8)])
+    except XaiError:
+        raise
+    except Exception as exc:
+        raise DataError(
+            f"the model cannot take the data's columns ({type(exc).__name__}: {_line(exc)}); "
+            f"{mixed_text_hint(scan, codec, background)}check --features and the column types"
+        ) from exc
+    notes.extend(numbers_as_text_notes(codec, background))
+    check_text_values(probe, scan, codec, background, config.inputs.data)
+    if not output.columns:  # a callable or a regressor: one output per column it returns
+        output = columns_output_spec(output.kind, raw.shape[1], config.inputs.classes)
+    background = _drop_non_finite_outputs(
+        probe, output, background, config.compute.max_eval_rows, notes
+    )
+    return output, probe, invalid, background
+
+
+def _method_setup(spec, params, codec, invalid, background, features):
+    """What the method prepares once per run (its own checks included), and the policy for
+    values the run cannot take, now that the method's limits are known."""
+    tables = _table_params(spec, params, codec, invalid, features)
+    inputs = RunInputs(background, codec.categorical_mask, features, tables)
+    try:
+        setup = spec.prepare(params, inputs)
+    except MethodInputError as exc:
+        raise (DataError if exc.about_data else UsageError)(str(exc)) from exc
+    if setup.refuser is not None and (invalid.takes_nan or invalid.takes_inf):
+        # the method cannot take them, even where the model can (when the model refuses
+        # them too, the message names the model)
+        invalid = replace(
+            invalid, takes_nan=False, takes_inf=False, refuser=setup.refuser, advice=setup.advice
+        )
+    return setup, invalid
 
 
 def _resolve_lists(config: ExplainConfig, columns: list[str]) -> ExplainConfig:
