@@ -268,3 +268,61 @@ def test_background_rows_the_model_cannot_take_are_left_out(job_folder, regressi
     assert "left out 2 background row(s)" in result.stderr
     manifest = json.loads((job_folder / "out" / "g.parquet.manifest.json").read_text())
     assert manifest["background_rows"] == 58 and manifest["rejected_rows"] == 2
+
+
+def test_a_relative_python_model_is_found_beside_the_job_file(tmp_path):
+    from conftest import run_xai_process
+
+    folder = tmp_path / "jobs"
+    folder.mkdir()
+    (folder / "scoring.py").write_text(
+        "import numpy as np\ndef score(X):\n    return np.asarray(X, dtype=float) @ [2.0, -1.0]\n"
+    )
+    frame = pd.DataFrame({"a": np.arange(6.0), "b": np.arange(6.0) ** 2})
+    frame.to_parquet(folder / "rows.parquet", index=False)
+    (folder / "job.toml").write_text(
+        '[[explain]]\nmodel = "scoring.py:score"\ndata = "rows.parquet"\n'
+        'out = "out/rows-shap.parquet"\nalgorithm = "exact"\n'
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    result = run_xai_process("run", folder / "job.toml", cwd=elsewhere)
+    assert result.returncode == 0, result.stderr
+    table = pd.read_parquet(folder / "out" / "rows-shap.parquet")
+    # a linear callable: the SHAP values are its terms minus their background means
+    expected = 2.0 * (frame.a - frame.a.mean())
+    np.testing.assert_allclose(table["a"], expected, atol=1e-12)
+
+
+def test_save_job_writes_a_python_model_that_runs_from_any_folder(tmp_path, monkeypatch):
+    from conftest import run_xai_process
+
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "scoring.py").write_text(
+        "import numpy as np\ndef score(X):\n    return np.asarray(X, dtype=float) @ [1.0, 3.0]\n"
+    )
+    pd.DataFrame({"a": [1.0, 2.0, 4.0], "b": [0.0, 1.0, 1.0]}).to_parquet(
+        work / "rows.parquet", index=False
+    )
+    jobs = tmp_path / "jobs"
+    jobs.mkdir()
+    monkeypatch.chdir(work)  # the model is named relative to where the command runs
+    result = run_cli(
+        "explain",
+        "--model",
+        "scoring.py:score",
+        "--data",
+        "rows.parquet",
+        "--out",
+        "first.parquet",
+        "--save-job",
+        jobs / "job.toml",
+    )
+    assert result.exit_code == 0, result.stderr
+    assert str(work / "scoring.py") in (jobs / "job.toml").read_text()
+    (work / "first.parquet").unlink()
+    (work / "first.parquet.manifest.json").unlink()
+    rerun = run_xai_process("run", jobs / "job.toml", cwd=tmp_path)
+    assert rerun.returncode == 0, rerun.stderr
+    assert (work / "first.parquet").exists()

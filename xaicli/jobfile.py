@@ -130,6 +130,10 @@ def _resolve(value: str, folder: Path, date: str, label: str) -> str:
 
     text = _ENV.sub(env, value).replace("{date}", date)
     if ":" in text and not text.endswith(MODEL_FILE_SUFFIXES) and not Path(text).exists():
+        target, _, attr = text.rpartition(":")
+        if target.endswith(".py"):  # path/to/file.py:attr: the file is a path like any other
+            script = Path(target).expanduser()
+            return f"{script if script.is_absolute() else folder / script}:{attr}"
         return text  # module.path:attr, resolved by the loader
     path = Path(text).expanduser()
     return str(path if path.is_absolute() else (folder / path))
@@ -186,6 +190,10 @@ def write_job(path: Path, configs: list[ExplainConfig], *, replace: bool = True)
             ):
                 if key != "baseline" or str(value) not in ("mean", "median", "zero"):
                     value = str(Path(value).resolve())
+            elif key == "model" and _is_reference(str(value)):
+                target, _, attr = str(value).rpartition(":")
+                if target.endswith(".py"):  # read from the job file's folder: make it absolute
+                    value = f"{Path(target).resolve()}:{attr}"
             job_key = "format" if key == "out_format" else key
             lines.append(f"{job_key} = {_toml(value)}")
         lines.append("")
