@@ -13,6 +13,7 @@ import numpy as np
 from numba import njit
 
 from xaicli.methods.base import (
+    Attributions,
     BoolArray,
     FloatArray,
     IntArray,
@@ -20,11 +21,31 @@ from xaicli.methods.base import (
     evaluate_in_blocks,
     row_blocks,
 )
+from xaicli.methods.registry import Block
 
 #: ``hybrids(x, masks) -> (g, B, C, K)``: the model's outputs on the hybrid rows of x (g, M)
 #: and the background for masks (g|1, C, B|1, M), computed without building the rows
 #: (see ``xaicli.methods.shap_network``); None: build them and call ``predict``.
 HybridFn = Callable[[FloatArray, BoolArray], FloatArray]
+
+
+def sampled_block(explain: Callable[..., Attributions]) -> Callable[[Block], Attributions]:
+    """The registry's block function of a sampling algorithm (kernel, permutation): both
+    take the same inputs, the perceptron's layers (``block.aid``) included."""
+
+    def compute(block: Block) -> Attributions:
+        return explain(
+            block.predict,
+            block.X,
+            background=block.background,
+            row_index=block.row_index,
+            seed=block.seed,
+            n_samples=block.params.n_samples,
+            max_eval_rows=block.max_eval_rows,
+            hybrids=block.aid,
+        )
+
+    return compute
 
 
 def default_n_samples(n_features: int) -> int:

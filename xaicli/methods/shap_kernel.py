@@ -35,12 +35,13 @@ from xaicli.methods.base import (
     evaluate_in_blocks,
     predict_rows,
 )
-from xaicli.methods.registry import Block, MethodInputError, MethodSpec, RunInputs, Setup, register
+from xaicli.methods.registry import MethodInputError, MethodSpec, RunInputs, Setup, register
 from xaicli.methods.shap_common import (
     HybridFn,
     check_background,
     default_n_samples,
     reduce_over_coalitions,
+    sampled_block,
 )
 
 DESIGN_STREAM = 0x4B53  # separates the design's random stream from the rows' streams
@@ -199,17 +200,8 @@ def _prepare(params: KernelParams, inputs: RunInputs) -> Setup:
     return Setup()
 
 
-def _compute(block: Block) -> Attributions:
-    return explain_kernel(
-        block.predict,
-        block.X,
-        background=block.background,
-        row_index=block.row_index,
-        seed=block.seed,
-        n_samples=block.params.n_samples,
-        max_eval_rows=block.max_eval_rows,
-        hybrids=block.aid,
+register(
+    MethodSpec(
+        "shap", "kernel", KernelParams, sampled_block(explain_kernel), _prepare, aid="network"
     )
-
-
-register(MethodSpec("shap", "kernel", KernelParams, _compute, _prepare, aid="network"))
+)

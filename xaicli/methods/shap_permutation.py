@@ -25,12 +25,13 @@ from xaicli.methods.base import (
     predict_rows,
     row_rng,
 )
-from xaicli.methods.registry import Block, MethodSpec, register
+from xaicli.methods.registry import MethodSpec, register
 from xaicli.methods.shap_common import (
     HybridFn,
     check_background,
     default_n_samples,
     reduce_over_coalitions,
+    sampled_block,
 )
 
 
@@ -124,17 +125,8 @@ class PermutationParams:
     n_samples: int | None = None  # None: default_n_samples(M)
 
 
-def _compute(block: Block) -> Attributions:
-    return explain_permutation(
-        block.predict,
-        block.X,
-        background=block.background,
-        row_index=block.row_index,
-        seed=block.seed,
-        n_samples=block.params.n_samples,
-        max_eval_rows=block.max_eval_rows,
-        hybrids=block.aid,
+register(
+    MethodSpec(
+        "shap", "permutation", PermutationParams, sampled_block(explain_permutation), aid="network"
     )
-
-
-register(MethodSpec("shap", "permutation", PermutationParams, _compute, aid="network"))
+)
