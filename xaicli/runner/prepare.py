@@ -167,8 +167,8 @@ def _probe_model(config, model, model_columns, features, codec, scan, background
         model, output, features, codec.categorical, codec.snapshot(), model_columns
     )
     invalid, background = _drop_invalid_background(probe, background, codec, config, notes)
-    try:
-        raw = probe.raw(background[: min(len(background), 8)])
+    try:  # the whole background, once: its outputs also decide which rows stay in it
+        raw = evaluate_in_blocks(probe.raw, background, max_rows=config.compute.max_eval_rows)
     except XaiError:
         raise
     except Exception as exc:
@@ -180,9 +180,7 @@ def _probe_model(config, model, model_columns, features, codec, scan, background
     check_text_values(probe, scan, codec, background, config.inputs.data)
     if not output.columns:  # a callable or a regressor: one output per column it returns
         output = columns_output_spec(output.kind, raw.shape[1], config.inputs.classes)
-    background = _drop_non_finite_outputs(
-        probe, output, background, config.compute.max_eval_rows, notes
-    )
+    background = _drop_non_finite_outputs(raw[:, list(output.columns)], background, notes)
     return output, probe, invalid, background
 
 
@@ -257,19 +255,11 @@ def _quoted(names: list[str]) -> str:
     return ", ".join(repr(name) for name in names)
 
 
-def _drop_non_finite_outputs(probe, output, background, max_eval_rows, notes):
-    """Evaluate the model on the whole background once (it is small) and leave out the rows
-    it answers with NaN or infinity: one such row would make every base value NaN."""
-    try:
-        raw = evaluate_in_blocks(probe.raw, background, max_rows=max_eval_rows)
-    except XaiError:
-        raise
-    except Exception as exc:
-        raise DataError(
-            f"the model failed on the background rows ({type(exc).__name__}: {_line(exc)}); "
-            "pass a --background it can take"
-        ) from exc
-    explained = raw[:, list(output.columns)]
+def _drop_non_finite_outputs(
+    explained: np.ndarray, background: np.ndarray, notes: list[str]
+) -> np.ndarray:
+    """Leave out the background rows the model answers with NaN or infinity (explained:
+    the model's explained outputs on them): one such row would make every base value NaN."""
     bad = ~np.isfinite(explained).all(axis=1)
     if bad.all():
         raise DataError(
