@@ -9,6 +9,7 @@ inferred from the column names, as the table format defines them (``xaicli.io.la
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,8 @@ from xaicli.io.layout import FIXED_LONG, FIXED_WIDE, ROW, known_extras
 from xaicli.io.writer import FINAL_KEY, METADATA_KEY
 
 SUFFIXES = (".parquet", ".pq", ".csv")
+#: Rows per batch when a table is read in batches.
+BATCH_ROWS = 65_536
 
 
 @dataclass(frozen=True)
@@ -53,32 +56,67 @@ class AttributionTable:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
-def read_attributions(path: str | Path) -> AttributionTable:
-    """Read an attribution file written by ``xai explain`` (or a folder of such files, read
-    in name order) with its metadata. Raises DataError when it is not an attribution table."""
+@dataclass(frozen=True)
+class AttributionSource:
+    """An attribution file or folder opened for reading in batches: what the table
+    describes (as :class:`AttributionTable`, without the frame) and where its rows are.
+
+    Summaries of million-row tables read it with :meth:`batches`, in constant memory.
+    """
+
+    path: Path
+    files: tuple[Path, ...]
+    columns: tuple[str, ...]
+    layout: str
+    method: str | None
+    algorithm: str | None
+    outputs: tuple[str, ...]
+    features: tuple[str, ...]
+    id_columns: tuple[str, ...]
+    extra_columns: tuple[str, ...]
+    format_version: int | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def batches(
+        self, columns: Sequence[str] | None = None, batch_rows: int = BATCH_ROWS
+    ) -> Iterator[pd.DataFrame]:
+        """The table's rows in order, ``batch_rows`` at a time (all columns, or ``columns``)."""
+        wanted = list(columns) if columns is not None else None
+        for path in self.files:
+            yield from _file_batches(path, self.id_columns, wanted, batch_rows)
+
+
+def open_attributions(path: str | Path) -> AttributionSource:
+    """Open an attribution file written by ``xai explain`` (or a folder of such files, read
+    in name order) with its metadata, reading only the schema and the metadata (and, for a
+    long table without metadata, its ``output`` and ``feature`` columns). Raises DataError
+    when it is not an attribution table."""
     path = Path(path)
     files = _files(path)
     metadata = _metadata(files[0])
     columns = _column_names(files[0])
     layout = _layout(columns, path)
     id_columns = _id_columns(columns, metadata)
-    frame = pd.concat([_read(f, id_columns) for f in files], ignore_index=True)
     if len(files) > 1 and any(tuple(_column_names(f)) != tuple(columns) for f in files[1:]):
         raise DataError(f"the files in {path} do not share one set of columns")
     extras = tuple(c for c in columns if c in known_extras()) if layout == "wide" else ()
+    features: tuple[str, ...]
+    outputs: tuple[str, ...]
     if metadata.get("features"):
         features = tuple(str(f) for f in metadata["features"])
     elif layout == "wide":
         taken = set(id_columns) | set(FIXED_WIDE) | set(extras)
         features = tuple(c for c in columns if c not in taken)
     else:
-        features = tuple(dict.fromkeys(frame["feature"].astype(str)))
+        features = _distinct(files, id_columns, "feature")
     if metadata.get("outputs"):
         outputs = tuple(str(o) for o in metadata["outputs"])
     else:
-        outputs = tuple(dict.fromkeys(frame["output"].astype(str)))
-    return AttributionTable(
-        frame=frame,
+        outputs = _distinct(files, id_columns, "output")
+    return AttributionSource(
+        path=path,
+        files=tuple(files),
+        columns=tuple(columns),
         layout=layout,
         method=metadata.get("method"),
         algorithm=metadata.get("algorithm"),
@@ -86,10 +124,51 @@ def read_attributions(path: str | Path) -> AttributionTable:
         features=features,
         id_columns=id_columns,
         extra_columns=extras,
-        base_values=_base_values(frame, layout, metadata),
         format_version=metadata.get("format_version"),
         metadata=metadata,
     )
+
+
+def read_attributions(path: str | Path) -> AttributionTable:
+    """Read an attribution file written by ``xai explain`` (or a folder of such files, read
+    in name order) with its metadata. Raises DataError when it is not an attribution table."""
+    source = open_attributions(path)
+    frame = pd.concat([_read(f, source.id_columns) for f in source.files], ignore_index=True)
+    return AttributionTable(
+        frame=frame,
+        layout=source.layout,
+        method=source.method,
+        algorithm=source.algorithm,
+        outputs=source.outputs,
+        features=source.features,
+        id_columns=source.id_columns,
+        extra_columns=source.extra_columns,
+        base_values=_base_values(frame, source.layout, source.metadata),
+        format_version=source.format_version,
+        metadata=source.metadata,
+    )
+
+
+def _distinct(files: list[Path], id_columns: tuple[str, ...], column: str) -> tuple[str, ...]:
+    """The values of ``column`` in order of first appearance, read one batch at a time."""
+    seen: dict[str, None] = {}
+    for path in files:
+        for batch in _file_batches(path, id_columns, [column], BATCH_ROWS):
+            seen.update(dict.fromkeys(batch[column].astype(str)))
+    return tuple(seen)
+
+
+def _file_batches(
+    path: Path, id_columns: tuple[str, ...], columns: list[str] | None, batch_rows: int
+) -> Iterator[pd.DataFrame]:
+    if _is_csv(path):
+        text = {c: str for c in (*id_columns, "output", "feature") if c != ROW}
+        if columns is not None:
+            text = {c: t for c, t in text.items() if c in columns}
+        yield from pd.read_csv(path, dtype=text, usecols=columns, chunksize=batch_rows)
+        return
+    for record_batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows, columns=columns):
+        yield record_batch.to_pandas()
 
 
 def _files(path: Path) -> list[Path]:
