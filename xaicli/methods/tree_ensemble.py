@@ -15,7 +15,14 @@ from numba import njit
 
 from xaicli.methods.base import BoolArray, FloatArray, IntArray
 
-__all__ = ["CATEGORICAL_BITS", "NUMERIC", "ZERO_IS_MISSING", "TreeEnsemble", "category_bitset", "route"]
+__all__ = [
+    "CATEGORICAL_BITS",
+    "NUMERIC",
+    "ZERO_IS_MISSING",
+    "TreeEnsemble",
+    "category_bitset",
+    "route",
+]
 
 #: ``split_rule`` of a plain numeric split: ``NaN`` follows ``missing_left``, else
 #: ``v <= threshold`` goes left.
@@ -157,7 +164,20 @@ def route(v, threshold, missing_left, left, right, split_rule, category_bits):  
 
 
 @njit(cache=True)
-def _predict(X, roots, left, right, feature, threshold, missing_left, value, tree_output, offset, split_rule, category_bits):  # type: ignore[no-untyped-def]
+def _predict(
+    X,
+    roots,
+    left,
+    right,
+    feature,
+    threshold,
+    missing_left,
+    value,
+    tree_output,
+    offset,
+    split_rule,
+    category_bits,
+):  # type: ignore[no-untyped-def]
     n_outputs = value.shape[1]
     out = np.empty((X.shape[0], n_outputs))
     for i in range(X.shape[0]):
