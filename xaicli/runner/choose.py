@@ -76,7 +76,7 @@ def choose_shap_algorithm(
             "the probability of a boosted classifier has no exact TreeSHAP; "
             "--output decision explains its margin exactly and fast"
         )
-    elif output_kind == "predict" and has_margin(final_estimator(model)):
+    elif output_kind == "predict" and "--output decision" in tree_problem:
         hint = (
             "this model's prediction is a nonlinear link of its margin, so it has no exact "
             "TreeSHAP; --output decision explains the margin exactly and fast"
