@@ -69,9 +69,10 @@ def _classes(frame: pd.DataFrame, n_classes: int) -> np.ndarray:
 def _fit(name: str):
     train = _table(0, 400)
     y = _target(train)
-    lgb_args = dict(n_estimators=30, num_leaves=8, min_child_samples=5, verbose=-1)
+    lgb_args = dict(n_estimators=30, num_leaves=8, min_child_samples=5, verbose=-1, n_jobs=1)
     lgb_args |= dict(min_data_per_group=5, cat_smooth=1.0, max_cat_to_onehot=2)
     xgb_args = dict(n_estimators=30, max_depth=3, enable_categorical=True, max_cat_to_onehot=1)
+    xgb_args |= dict(n_jobs=1)
     models = {
         "lgb_regressor": lambda: lgb.LGBMRegressor(**lgb_args).fit(train, y),
         "lgb_zero_as_missing": lambda: lgb.LGBMRegressor(zero_as_missing=True, **lgb_args).fit(
@@ -192,12 +193,12 @@ def _numeric_data(seed: int, n: int) -> pd.DataFrame:
 @pytest.mark.parametrize(
     ("model", "n_classes"),
     [
-        (lgb.LGBMRegressor(n_estimators=30, num_leaves=16, verbose=-1), 0),
-        (lgb.LGBMClassifier(n_estimators=30, num_leaves=16, verbose=-1), 2),
-        (lgb.LGBMClassifier(n_estimators=20, num_leaves=8, verbose=-1), 3),
-        (xgb.XGBRegressor(n_estimators=30, max_depth=4), 0),
-        (xgb.XGBClassifier(n_estimators=30, max_depth=4), 2),
-        (xgb.XGBClassifier(n_estimators=20, max_depth=3), 3),
+        (lgb.LGBMRegressor(n_estimators=30, num_leaves=16, verbose=-1, n_jobs=1), 0),
+        (lgb.LGBMClassifier(n_estimators=30, num_leaves=16, verbose=-1, n_jobs=1), 2),
+        (lgb.LGBMClassifier(n_estimators=20, num_leaves=8, verbose=-1, n_jobs=1), 3),
+        (xgb.XGBRegressor(n_estimators=30, max_depth=4, n_jobs=1), 0),
+        (xgb.XGBClassifier(n_estimators=30, max_depth=4, n_jobs=1), 2),
+        (xgb.XGBClassifier(n_estimators=20, max_depth=3, n_jobs=1), 3),
     ],
     ids=["lgb-reg", "lgb-binary", "lgb-multi", "xgb-reg", "xgb-binary", "xgb-multi"],
 )
@@ -232,8 +233,10 @@ def test_probability_falls_back_under_auto_and_is_refused_by_tree(tmp_path, name
 @pytest.mark.parametrize(
     "model",
     [
-        xgb.XGBRegressor(n_estimators=20, objective="count:poisson", enable_categorical=True),
-        lgb.LGBMRegressor(n_estimators=20, objective="poisson", verbose=-1),
+        xgb.XGBRegressor(
+            n_estimators=20, objective="count:poisson", enable_categorical=True, n_jobs=1
+        ),
+        lgb.LGBMRegressor(n_estimators=20, objective="poisson", verbose=-1, n_jobs=1),
     ],
     ids=["xgb-poisson", "lgb-poisson"],
 )
@@ -271,9 +274,9 @@ def test_bare_booster_without_feature_names_needs_features(tmp_path, library):
     train = _numeric_data(0, 300)
     y = _target(_table(0, 300))
     if library == "xgboost":
-        booster = xgb.XGBRegressor(n_estimators=20).fit(train.to_numpy(), y).get_booster()
+        booster = xgb.XGBRegressor(n_estimators=20, n_jobs=1).fit(train.to_numpy(), y).get_booster()
     else:
-        model = lgb.LGBMRegressor(n_estimators=20, verbose=-1).fit(train.to_numpy(), y)
+        model = lgb.LGBMRegressor(n_estimators=20, verbose=-1, n_jobs=1).fit(train.to_numpy(), y)
         booster = model.booster_
     rows, background = _numeric_data(1, 4), _numeric_data(2, 8)
     result, _, _ = _explain(tmp_path, booster, rows, background, "--output", "decision")
@@ -296,7 +299,7 @@ def test_pipeline_one_hot_string_column_before_xgboost(tmp_path):
         remainder="passthrough",
     )
     model = Pipeline(
-        [("encode", encode), ("trees", xgb.XGBRegressor(n_estimators=30, max_depth=3))]
+        [("encode", encode), ("trees", xgb.XGBRegressor(n_estimators=30, max_depth=3, n_jobs=1))]
     )
     model.fit(train, _target(_table(0, 400)))
     # every category in the background: the tool finds which input column each one-hot
