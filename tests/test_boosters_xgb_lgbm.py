@@ -338,3 +338,77 @@ def test_tree_path_uses_the_library_contributions(tmp_path, name):
         native = model.get_booster().predict(matrix, pred_contribs=True)[:, None, :]
     np.testing.assert_allclose(_by_output(out, features), native[:, :, :-1], rtol=1e-12)
     np.testing.assert_allclose(_by_output(out, "base_value"), native[:, :, -1], rtol=1e-12)
+
+
+def _plain(seed: int = 0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(300, 5))
+    X[rng.random(X.shape) < 0.1] = np.nan
+    y = np.nan_to_num(X[:, 0]) + 0.1 * rng.normal(size=300)
+    return X, y
+
+
+def _variants():
+    X, y = _plain()
+    Y = np.c_[y, np.nan_to_num(X[:, 1]) ** 2]
+    relevance, groups = np.clip(np.round(y + 1), 0, 3).astype(int), np.repeat(np.arange(30), 10)
+    fit_args = dict(n_estimators=10, n_jobs=1)
+    early_xgb = xgb.XGBRegressor(
+        max_depth=3, early_stopping_rounds=3, **fit_args | {"n_estimators": 60}
+    )
+    early_lgb = lgb.LGBMRegressor(verbose=-1, n_estimators=200, n_jobs=1)
+    return {
+        "xgb-multi-output": lambda: xgb.XGBRegressor(max_depth=3, **fit_args).fit(X, Y),
+        "xgb-ranker": lambda: xgb.XGBRanker(max_depth=3, **fit_args).fit(X, relevance, qid=groups),
+        "lgb-ranker": lambda: lgb.LGBMRanker(verbose=-1, **fit_args).fit(
+            X, relevance, group=[10] * 30
+        ),
+        "lgb-random-forest": lambda: lgb.LGBMRegressor(
+            boosting_type="rf", bagging_freq=1, bagging_fraction=0.7, verbose=-1, **fit_args
+        ).fit(X, y),
+        "xgb-early-stopping": lambda: early_xgb.fit(
+            X[:200], y[:200], eval_set=[(X[200:], y[200:])], verbose=False
+        ),
+        "lgb-early-stopping": lambda: early_lgb.fit(
+            X[:200],
+            y[:200],
+            eval_set=[(X[200:], y[200:])],
+            callbacks=[lgb.early_stopping(3, verbose=False)],
+        ),  # fmt: skip
+    }
+
+
+@pytest.mark.parametrize("name", list(_variants()))
+def test_other_booster_kinds_reproduce_their_prediction(name):
+    """Rankers and multi-output regressors (raw output per column), LightGBM's random
+    forest mode (averaged trees), early stopping (predict stops at the best iteration)."""
+    from xaicli.models.trees import extract_tree_ensemble
+
+    model = _variants()[name]()
+    X, _ = _plain(1)
+    expected = np.asarray(model.predict(X), dtype=np.float64).reshape(len(X), -1)
+    got = extract_tree_ensemble(model, "predict").predict(X)
+    # XGBoost predicts in float32: to its precision, on the scale of its outputs
+    tolerance = 1e-6 if name.startswith("xgb") else 1e-12
+    np.testing.assert_allclose(got, expected, rtol=0, atol=tolerance * np.abs(expected).max())
+
+
+@pytest.mark.parametrize(
+    ("model", "reason"),
+    [
+        (lgb.LGBMRegressor(n_estimators=5, linear_tree=True, verbose=-1, n_jobs=1), "linear trees"),
+        (
+            xgb.XGBRegressor(n_estimators=5, multi_strategy="multi_output_tree", n_jobs=1),
+            "vector leaves",
+        ),
+        (xgb.XGBRegressor(n_estimators=5, booster="dart", n_jobs=1), "dart"),
+    ],
+    ids=["lgb-linear-tree", "xgb-vector-leaves", "xgb-dart"],
+)
+def test_boosters_that_are_not_sums_of_constant_leaves_are_refused(model, reason):
+    from xaicli.models.trees import TreeModelNotSupported, extract_tree_ensemble
+
+    X, y = _plain()
+    model.fit(np.nan_to_num(X), np.c_[y, y] if "vector" in reason else y)
+    with pytest.raises(TreeModelNotSupported, match=reason):
+        extract_tree_ensemble(model, "predict")
