@@ -14,6 +14,7 @@ import numpy as np
 __all__ = [
     "booster_family",
     "booster_feature_names",
+    "booster_n_features",
     "booster_predict",
     "has_margin",
     "is_bare_booster",

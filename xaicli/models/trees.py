@@ -182,7 +182,8 @@ def _from_hist_boosting(model: Any, output: str) -> TreeEnsemble:
     # With categorical features the trees read the model's preprocessed columns (codes of
     # the categorical columns first, then the numeric ones): xaicli.models.tree_inputs.
     known = _known_categories(model)
-    parts, tree_output, category_sets = [], [], []
+    parts, tree_output = [], []
+    category_sets: list[np.ndarray] = []
     n_per_iter = model.n_trees_per_iteration_
     for predictors in model._predictors:
         for k, predictor in enumerate(predictors):
