@@ -412,3 +412,20 @@ def test_boosters_that_are_not_sums_of_constant_leaves_are_refused(model, reason
     model.fit(np.nan_to_num(X), np.c_[y, y] if "vector" in reason else y)
     with pytest.raises(TreeModelNotSupported, match=reason):
         extract_tree_ensemble(model, "predict")
+
+
+def test_trees_that_do_not_reproduce_the_model_are_refused(monkeypatch):
+    """A model format read wrongly (here: a shifted intercept) is refused, not explained."""
+    from dataclasses import replace
+
+    import xaicli.models.tree_inputs as module
+    from xaicli.models.trees import TreeModelNotSupported, extract_tree_ensemble
+
+    def misread(model, output):
+        ensemble = extract_tree_ensemble(model, output)
+        return replace(ensemble, offset=ensemble.offset + 1e-3)
+
+    monkeypatch.setattr(module, "extract_tree_ensemble", misread)
+    model, background = _fitted("xgb_regressor"), _table(2, 8)
+    with pytest.raises(TreeModelNotSupported, match="do not reproduce"):
+        tree_inputs(model, "decision", background, tuple(background.columns))
