@@ -143,5 +143,7 @@ def with_categories(frame: pd.DataFrame, categories: dict[str, list[Any]]) -> pd
     frame = frame.copy(deep=False)
     for name, cats in categories.items():
         if name in frame.columns:
-            frame[name] = pd.Categorical(frame[name], categories=cats)
+            values = frame[name]
+            # unseen values made missing first: pandas will refuse them in the constructor
+            frame[name] = pd.Categorical(values.where(values.isin(cats)), categories=cats)
     return frame
