@@ -280,17 +280,23 @@ def test_refuses_what_is_not_exact(model, target, output, message):
         extract_tree_ensemble(model, output)
 
 
-def test_refuses_categorical_hist_gradient_boosting():
+def test_reads_categorical_hist_gradient_boosting():
+    # categorical splits are read since the engine has categorical sets
+    # (tests/test_tree_categorical.py checks them against enumeration)
+    from xaicli.models.tree_inputs import tree_rows
+
     rng = np.random.default_rng(8)
     X = np.c_[rng.integers(0, 4, 300), rng.normal(size=300)]
     y = np.where(X[:, 0] == 2, 3.0, 0.0) + X[:, 1]
     model = HistGradientBoostingRegressor(max_iter=5, categorical_features=[0]).fit(X, y)
-    with pytest.raises(TreeModelNotSupported, match="categorical"):
-        extract_tree_ensemble(model, "predict")
+    ensemble = extract_tree_ensemble(model, "predict")
+    np.testing.assert_array_equal(ensemble.predict(tree_rows(model, X))[:, 0], model.predict(X))
     frame = pd.DataFrame({"c": pd.Categorical(X[:, 0].astype(int)), "x": X[:, 1]})
     model = HistGradientBoostingRegressor(max_iter=5, categorical_features="from_dtype")
-    with pytest.raises(TreeModelNotSupported, match="categorical"):
-        extract_tree_ensemble(model.fit(frame, y), "predict")
+    ensemble = extract_tree_ensemble(model.fit(frame, y), "predict")
+    np.testing.assert_array_equal(
+        ensemble.predict(tree_rows(model, frame))[:, 0], model.predict(frame)
+    )
 
 
 def test_refuses_unfitted_model_and_unknown_output():

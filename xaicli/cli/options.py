@@ -62,7 +62,9 @@ Algorithm = Annotated[
     str,
     Opt(
         help="SHAP algorithm: auto (tree, else linear, else exact up to 12 features, else "
-        "permutation) | tree | tree-path | linear | exact | kernel | permutation."
+        "permutation) | tree | tree-path | linear | exact | kernel | permutation. tree-path is "
+        "path-dependent TreeSHAP (the training data's cover, not the background; XGBoost and "
+        "LightGBM models: their own contributions), a different quantity from tree."
     ),
 ]
 Output = Annotated[str, Opt(help=f"What to explain: {_choices(OUTPUT_KINDS)}.")]

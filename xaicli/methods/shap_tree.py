@@ -85,6 +85,8 @@ def interventional_tree_shap(
         ensemble.missing_left,
         ensemble.value,
         ensemble.tree_output,
+        ensemble.split_rule,
+        ensemble.category_bits,
         players,
         n_players,
         max_players + 1,
@@ -135,7 +137,7 @@ def _leaf_weights(max_players: int) -> tuple[FloatArray, FloatArray]:
 @njit(cache=True)
 def _shap_kernel(  # type: ignore[no-untyped-def]
     X, background, roots, left, right, feature, threshold, missing_left, value, tree_output,
-    players, n_players, stack_size, w_pos, w_neg,
+    split_rule, category_bits, players, n_players, stack_size, w_pos, w_neg,
 ):  # fmt: skip
     # One flat function on purpose: numba increfs/decrefs every array argument of
     # a call (inlined or not); as a helper taking arrays the pair walk was 5x slower.
@@ -165,13 +167,13 @@ def _shap_kernel(  # type: ignore[no-untyped-def]
                     while left[node] >= 0:
                         f = feature[node]
                         thr, miss = threshold[node], missing_left[node]
-                        lo, hi = left[node], right[node]
-                        dx = route(X[i, f], thr, miss, lo, hi)
+                        lo, hi, rule = left[node], right[node], split_rule[node]
+                        dx = route(X[i, f], thr, miss, lo, hi, rule, category_bits)
                         s = state[players[f]]
                         if s == _IN_SX:
                             node = dx
                             continue
-                        dz = route(background[j, f], thr, miss, lo, hi)
+                        dz = route(background[j, f], thr, miss, lo, hi, rule, category_bits)
                         if dx == dz or s == _IN_SZ:
                             node = dz
                             continue

@@ -14,7 +14,15 @@ from typing import Any
 import numpy as np
 
 from xaicli.errors import DataError, ModelLoadError, UsageError
-from xaicli.models.codec import decode_frame
+from xaicli.models.boosters import (
+    booster_feature_names,
+    booster_predict,
+    has_margin,
+    is_bare_booster,
+    margin,
+    training_categories,
+)
+from xaicli.models.codec import decode_frame, with_categories
 
 PREDICTION = "prediction"
 
@@ -48,7 +56,9 @@ def is_classifier(model: Any) -> bool:
 
 def model_feature_names(model: Any) -> tuple[str, ...] | None:
     names = getattr(model, "feature_names_in_", None)
-    return tuple(str(n) for n in names) if names is not None else None
+    if names is None:
+        return booster_feature_names(model)  # a bare XGBoost or LightGBM booster
+    return tuple(str(n) for n in names)
 
 
 def resolve_output(model: Any, requested: str, classes: tuple[str, ...]) -> OutputSpec:
@@ -73,7 +83,12 @@ def resolve_output(model: Any, requested: str, classes: tuple[str, ...]) -> Outp
         else:
             kind = "predict"
     method = {"proba": "predict_proba", "decision": "decision_function", "predict": "predict"}[kind]
-    if not hasattr(model, method):
+    if kind == "decision" and has_margin(model):
+        if not is_classifier(model):
+            if classes:
+                raise UsageError("--class applies to classifiers only")
+            return OutputSpec(kind, (), ())  # the raw score's columns, named after the first call
+    elif not hasattr(model, method):
         raise ModelLoadError(
             f"--output {kind} needs the model's {method}, which {type(model).__name__} lacks"
         )
@@ -120,10 +135,16 @@ class ModelPredictor:
     categories: tuple[tuple[Any, ...], ...]
     model_columns: tuple[str, ...] | None  # fitted column order, or None: pass a numpy array
 
+    def __post_init__(self) -> None:
+        # pandas category columns the model was fitted on: it wants them back as such
+        self._training_categories = training_categories(self.model)
+
     def model_input(self, X: np.ndarray) -> Any:
         if self.model_columns is None and not any(self.categorical):
             return X
         frame = decode_frame(X, self.feature_names, self.categorical, self.categories)
+        if self._training_categories:
+            frame = with_categories(frame, self._training_categories)
         if self.model_columns is not None:
             if self.model_columns == self.feature_names:
                 return frame
@@ -138,6 +159,10 @@ class ModelPredictor:
         kind = self.output.kind
         if kind == "call":
             result = self.model(data)
+        elif kind == "decision" and has_margin(self.model):
+            result = margin(self.model, data)
+        elif is_bare_booster(self.model):
+            result = booster_predict(self.model, data)
         else:
             method = {
                 "proba": "predict_proba",

@@ -134,3 +134,16 @@ def decode_frame(
         codes = np.where(np.isnan(X[:, j]), len(cats), X[:, j]).astype(np.intp)
         columns[name] = table[codes]
     return pd.DataFrame(columns, copy=False)
+
+
+def with_categories(frame: pd.DataFrame, categories: dict[str, list[Any]]) -> pd.DataFrame:
+    """``frame`` with the named columns as pandas ``category`` columns of exactly these
+    categories, in this order (a model fitted on ``category`` columns reads each value by
+    its position in its training categories); values outside them become missing."""
+    frame = frame.copy(deep=False)
+    for name, cats in categories.items():
+        if name in frame.columns:
+            values = frame[name]
+            # unseen values made missing first: pandas will refuse them in the constructor
+            frame[name] = pd.Categorical(values.where(values.isin(cats)), categories=cats)
+    return frame

@@ -16,7 +16,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from xaicli.models.structure import is_pipeline, per_column_steps
+from xaicli.models.boosters import (
+    booster_family,
+    booster_predict,
+    is_bare_booster,
+    margin,
+    training_categories,
+)
+from xaicli.models.structure import final_estimator, is_pipeline, per_column_steps
 from xaicli.models.trees import TreeEnsemble, TreeModelNotSupported, extract_tree_ensemble
 
 
@@ -32,8 +39,75 @@ class TreeInputs:
 def tree_rows(model: Any, frame: Any) -> np.ndarray:
     """The trees' input for model-facing rows (a DataFrame or array)."""
     if not is_pipeline(model):
-        return np.asarray(frame, dtype=np.float64)
+        return _model_rows(model, frame)
     return _dense(model[:-1].transform(frame))
+
+
+def reads_categories(model: Any) -> bool:
+    """Whether the model itself takes categorical columns (scikit-learn's
+    HistGradientBoosting with categorical features; XGBoost and LightGBM models fitted on
+    pandas ``category`` columns), so that its trees split on category codes."""
+    return getattr(model, "_preprocessor", None) is not None or bool(training_categories(model))
+
+
+def _model_rows(model: Any, frame: Any) -> np.ndarray:
+    """A bare model's trees' input: HistGradientBoosting's own preprocessing (categories as
+    ordinal codes, those columns first), or ``category`` columns as their codes (the
+    position in the model's training categories, which the model-facing frame carries;
+    NaN for missing and unseen values), as XGBoost and LightGBM read them."""
+    preprocessor = getattr(model, "_preprocessor", None)
+    if preprocessor is not None:
+        return _dense(preprocessor.transform(frame))
+    if isinstance(frame, pd.DataFrame):
+        return np.column_stack([_codes_or_values(frame[name]) for name in frame.columns])
+    return np.asarray(frame, dtype=np.float64)
+
+
+def _codes_or_values(column: pd.Series) -> np.ndarray:
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        codes = column.cat.codes.to_numpy()
+        return np.where(codes < 0, np.nan, codes.astype(np.float64))
+    return column.to_numpy(dtype=np.float64)
+
+
+def _internal_columns(model: Any, columns: list[Any]) -> list[Any]:
+    """The input column each column of the trees' input comes from."""
+    if getattr(model, "_preprocessor", None) is None:
+        return columns
+    categorical = np.asarray(model.is_categorical_, dtype=bool)
+    order = np.concatenate([np.flatnonzero(categorical), np.flatnonzero(~categorical)])
+    return [columns[i] for i in order]
+
+
+def _check_reproduces(model: Any, output_kind: str, ensemble: TreeEnsemble, frame: Any) -> None:
+    """For XGBoost and LightGBM, whose trees are parsed from their own model formats:
+    the parsed trees must give the model's own output on the background (to float32
+    precision: XGBoost computes in float32), else refuse rather than explain other trees."""
+    final = final_estimator(model)
+    if booster_family(final) is None:
+        return
+    data = model[:-1].transform(frame) if is_pipeline(model) else frame
+    if output_kind == "decision":
+        expected = margin(final, data)
+    elif is_bare_booster(final):
+        expected = booster_predict(final, data)
+    else:
+        expected = final.predict(data)
+    expected = np.asarray(expected, dtype=np.float64).reshape(len(frame), -1)
+    got = ensemble.predict(tree_rows(model, frame))
+    if got.shape != expected.shape:
+        raise TreeModelNotSupported(
+            f"the trees read from the model give {got.shape[1]} output column(s), the model "
+            f"{expected.shape[1]}; this model is not supported by the tree engine"
+        )
+    difference = np.abs(got - expected)
+    # float32 sums of many leaves: relative to the outputs' scale, not each output
+    if not (difference <= 1e-5 * (1.0 + np.abs(expected).max(axis=0))).all():
+        raise TreeModelNotSupported(
+            "the trees read from the model do not reproduce its output on the background "
+            f"(difference up to {difference.max():.3g}); this model is not supported by "
+            "the tree engine"
+        )
 
 
 def tree_inputs(
@@ -42,18 +116,24 @@ def tree_inputs(
     """Raise TreeModelNotSupported with the reason when TreeSHAP cannot run exactly."""
     if not is_pipeline(model):
         ensemble = extract_tree_ensemble(model, output_kind)
-        columns = list(getattr(background_frame, "columns", features))
+        columns = _internal_columns(model, list(getattr(background_frame, "columns", features)))
         groups = (
             None if columns == list(features) else np.array([features.index(c) for c in columns])
         )
+        _check_reproduces(model, output_kind, ensemble, background_frame)
         return TreeInputs(ensemble, groups, tree_rows(model, background_frame))
     if not per_column_steps(model):
         raise TreeModelNotSupported(
             "the Pipeline's preprocessing mixes columns, so its trees' inputs are not per input column"
         )
+    if reads_categories(model.steps[-1][1]):
+        raise TreeModelNotSupported(
+            "a Pipeline whose final model reads categorical columns itself is not supported"
+        )
     ensemble = extract_tree_ensemble(model.steps[-1][1], output_kind)
     background = tree_rows(model, background_frame)
     groups = _groups(model[:-1], pd.DataFrame(background_frame), features, background)
+    _check_reproduces(model, output_kind, ensemble, background_frame)
     return TreeInputs(ensemble, groups, background)
 
 

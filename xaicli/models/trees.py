@@ -9,6 +9,7 @@ included. Anything whose output is not a plain sum of trees is refused with
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -28,7 +29,9 @@ from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 from sklearn.utils.validation import check_is_fitted
 
 from xaicli.methods.base import FloatArray
-from xaicli.methods.tree_ensemble import TreeEnsemble
+from xaicli.methods.tree_ensemble import NUMERIC, TreeEnsemble
+from xaicli.models.boosters import booster_family
+from xaicli.models.tree_builder import category_table
 
 __all__ = ["OUTPUTS", "TreeModelNotSupported", "extract_tree_ensemble"]
 
@@ -61,11 +64,13 @@ def extract_tree_ensemble(model: Any, output: str) -> TreeEnsemble:
     model : fitted estimator
         DecisionTree{Regressor,Classifier}, RandomForest{Regressor,Classifier},
         ExtraTrees{Regressor,Classifier}, GradientBoosting{Regressor,Classifier},
-        HistGradientBoosting{Regressor,Classifier} (numeric splits only).
+        HistGradientBoosting{Regressor,Classifier} (categorical splits included);
+        XGBoost and LightGBM boosters and their scikit-learn-API models.
     output : {"proba", "decision", "predict"}
         The output to reproduce: ``predict`` for regressors, ``predict_proba``
         for (non-boosted) classifiers, ``decision_function`` for boosted
-        classifiers. Binary boosted classifiers give one column.
+        classifiers, the raw score (margin) for XGBoost and LightGBM models.
+        Binary boosted classifiers give one column.
 
     Raises
     ------
@@ -77,6 +82,9 @@ def extract_tree_ensemble(model: Any, output: str) -> TreeEnsemble:
     if output not in OUTPUTS:
         raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
     name = type(model).__name__
+    family = booster_family(model)
+    if family is not None:
+        return _from_booster(model, output, family)
     try:
         check_is_fitted(model)
     except (NotFittedError, TypeError) as exc:
@@ -171,20 +179,47 @@ def _from_hist_boosting(model: Any, output: str) -> TreeEnsemble:
             f"{name}(loss={model.loss!r}) predicts a nonlinear link of a sum of trees, so has "
             "no exact TreeSHAP; use a loss with identity link (e.g. 'squared_error')"
         )
-    if getattr(model, "_preprocessor", None) is not None:
-        # fitted on a dataframe with categorical dtypes: columns are reordered internally
-        raise TreeModelNotSupported(f"{name} with categorical features is not supported")
+    # With categorical features the trees read the model's preprocessed columns (codes of
+    # the categorical columns first, then the numeric ones): xaicli.models.tree_inputs.
+    known = _known_categories(model)
     parts, tree_output = [], []
+    category_sets: list[np.ndarray] = []
     n_per_iter = model.n_trees_per_iteration_
     for predictors in model._predictors:
         for k, predictor in enumerate(predictors):
-            nodes = predictor.nodes
-            if nodes["is_categorical"][~nodes["is_leaf"].astype(bool)].any():
-                raise TreeModelNotSupported(f"{name} with categorical splits is not supported")
-            parts.append(_hist_tree_arrays(nodes, k, n_per_iter))
+            parts.append(_hist_tree_arrays(predictor, k, n_per_iter, known, category_sets))
             tree_output.append(k if n_per_iter > 1 else -1)
     offset = np.asarray(model._baseline_prediction, dtype=np.float64).reshape(-1)
-    return _assemble(model, parts, np.array(tree_output), offset, False)
+    ensemble = _assemble(model, parts, np.array(tree_output), offset, False)
+    if not category_sets:
+        return ensemble
+    return replace(
+        ensemble,
+        split_rule=np.concatenate([p[7] for p in parts]),
+        category_bits=category_table(category_sets),
+    )
+
+
+def _from_booster(model: Any, output: str, family: str) -> TreeEnsemble:
+    """XGBoost and LightGBM: the trees of the raw score (margin)."""
+    name = type(model).__name__
+    if output == "proba":
+        raise TreeModelNotSupported(f"{name}: {_BOOSTED_PROBA_MESSAGE}")
+    if family == "xgboost":
+        from xaicli.models.trees_xgboost import IDENTITY_OBJECTIVES, from_xgboost
+
+        ensemble, objective = from_xgboost(model, TreeModelNotSupported)
+    else:
+        from xaicli.models.trees_lightgbm import IDENTITY_OBJECTIVES, from_lightgbm
+
+        ensemble, objective = from_lightgbm(model, TreeModelNotSupported)
+    if output == "predict" and objective not in IDENTITY_OBJECTIVES:
+        raise TreeModelNotSupported(
+            f"{name} with objective {objective!r} predicts a nonlinear link of a sum of trees, "
+            "so its prediction has no exact TreeSHAP; use `--output decision` to explain "
+            "the raw score (margin) instead"
+        )
+    return ensemble
 
 
 def _sklearn_tree_arrays(tree: Any, value: FloatArray) -> tuple[np.ndarray, ...]:
@@ -204,20 +239,61 @@ def _sklearn_tree_arrays(tree: Any, value: FloatArray) -> tuple[np.ndarray, ...]
     )
 
 
-def _hist_tree_arrays(nodes: np.ndarray, k: int, n_outputs: int) -> tuple[np.ndarray, ...]:
-    """The same arrays from a HistGradientBoosting predictor's structured ``nodes``."""
+def _hist_tree_arrays(
+    predictor: Any,
+    k: int,
+    n_outputs: int,
+    known: dict[int, np.ndarray],
+    category_sets: list[np.ndarray],
+) -> tuple[np.ndarray, ...]:
+    """The same arrays from a HistGradientBoosting predictor's structured ``nodes``, and
+    each node's split rule; appends the categorical splits' sets to ``category_sets``."""
+    nodes = predictor.nodes
     is_leaf = nodes["is_leaf"].astype(bool)
     value = np.zeros((len(nodes), n_outputs))
     value[:, k] = nodes["value"]
+    missing_left = nodes["missing_go_to_left"].astype(bool)
+    rule = np.full(len(nodes), NUMERIC, dtype=np.int64)
+    for node in np.flatnonzero(nodes["is_categorical"].astype(bool) & ~is_leaf):
+        codes = _bitset_codes(predictor.raw_left_cat_bitsets[nodes["bitset_idx"][node]])
+        if missing_left[node]:
+            # scikit-learn sends categories unseen in fit the missing values' way
+            unseen = np.setdiff1d(
+                np.arange(_HIST_CATEGORIES), known[int(nodes["feature_idx"][node])]
+            )
+            codes = np.union1d(codes, unseen)
+        rule[node] = len(category_sets)
+        category_sets.append(codes)
     return (
         np.where(is_leaf, -1, nodes["left"].astype(np.int64)),
         np.where(is_leaf, -1, nodes["right"].astype(np.int64)),
         np.where(is_leaf, -1, nodes["feature_idx"].astype(np.int64)),
         nodes["num_threshold"].astype(np.float64),
-        nodes["missing_go_to_left"].astype(bool),
+        missing_left,
         np.array(nodes["depth"].max()),
         value,
+        rule,
     )
+
+
+_HIST_CATEGORIES = 256  # scikit-learn's category bitsets: 8 x 32 bits
+
+
+def _bitset_codes(bitset: np.ndarray) -> np.ndarray:
+    """The codes whose bits are set in a scikit-learn (8,) uint32 bitset."""
+    bits = np.unpackbits(
+        np.ascontiguousarray(bitset, dtype="<u4").view(np.uint8), bitorder="little"
+    )
+    return np.flatnonzero(bits)
+
+
+def _known_categories(model: Any) -> dict[int, np.ndarray]:
+    """Preprocessed column -> the category codes seen in fit, for categorical columns."""
+    if getattr(model, "_preprocessor", None) is None:
+        return {}
+    bitsets, f_idx_map = model._bin_mapper.make_known_categories_bitsets()
+    categorical = np.flatnonzero(model._is_categorical_remapped)
+    return {int(f): _bitset_codes(bitsets[f_idx_map[f]]) for f in categorical}
 
 
 def _assemble(

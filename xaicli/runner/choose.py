@@ -7,6 +7,7 @@ from typing import Any
 
 from xaicli.errors import UsageError
 from xaicli.methods.shap_exact import MAX_FEATURES
+from xaicli.models.boosters import has_margin
 from xaicli.models.structure import final_estimator, is_additive, is_pipeline
 
 EXACT_AUTO_MAX_FEATURES = 12  # 4,096 coalitions per row: about as costly as 2M + 2048 samples
@@ -75,6 +76,11 @@ def choose_shap_algorithm(
             "the probability of a boosted classifier has no exact TreeSHAP; "
             "--output decision explains its margin exactly and fast"
         )
+    elif output_kind == "predict" and "--output decision" in tree_problem:
+        hint = (
+            "this model's prediction is a nonlinear link of its margin, so it has no exact "
+            "TreeSHAP; --output decision explains the margin exactly and fast"
+        )
     if is_additive(model, output_kind):
         return Choice("linear", "model is additive in its input columns: closed form", hint)
     if n_features <= EXACT_AUTO_MAX_FEATURES:
@@ -85,7 +91,8 @@ def choose_shap_algorithm(
 
 
 def _is_boosted(model: Any) -> bool:
-    return type(final_estimator(model)).__name__ in (
+    final = final_estimator(model)
+    return has_margin(final) or type(final).__name__ in (
         "GradientBoostingClassifier",
         "HistGradientBoostingClassifier",
     )
@@ -102,9 +109,10 @@ def _tree_problem(
     inputs (``xaicli.models.tree_inputs.TreeInputs``) built to find out."""
     if output_kind == "call":
         return "the model is a plain callable, not a tree ensemble", None
-    if any_categorical and not is_pipeline(model):
+    from xaicli.models.tree_inputs import reads_categories, tree_inputs
+
+    if any_categorical and not is_pipeline(model) and not reads_categories(model):
         return "TreeSHAP needs numeric input columns", None
-    from xaicli.models.tree_inputs import tree_inputs
     from xaicli.models.trees import TreeModelNotSupported
 
     try:

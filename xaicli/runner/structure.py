@@ -62,13 +62,17 @@ def _path_dependent(plan: RunPlan, model: Any, predictor: ModelPredictor, X: np.
     """X (n_rows, M) -> shap's path-dependent TreeSHAP of every model output."""
     from dataclasses import replace
 
-    from xaicli.models.shap_tree_path import path_dependent_tree_shap
+    from xaicli.models.boosters import has_margin
+    from xaicli.models.shap_tree_path import booster_path_dependent, path_dependent_tree_shap
 
     order = _model_order(plan)
     back = np.argsort(order)  # model column order -> the explained features' order
 
     def explain(rows: np.ndarray) -> Any:
-        result = path_dependent_tree_shap(model, rows[:, order], plan.output.kind)
+        if has_margin(model):  # XGBoost, LightGBM: their own code, on model-facing rows
+            result = booster_path_dependent(model, predictor.model_input(rows))
+        else:
+            result = path_dependent_tree_shap(model, rows[:, order], plan.output.kind)
         return replace(result, values=result.values[:, :, back])
 
     return explain
