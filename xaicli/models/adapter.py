@@ -14,7 +14,9 @@ from typing import Any
 import numpy as np
 
 from xaicli.errors import DataError, ModelLoadError, UsageError
+from xaicli.models.catboost_trees import catboost_margin, is_catboost
 from xaicli.models.codec import decode_frame
+from xaicli.models.native_files import booster_names, booster_predict
 
 PREDICTION = "prediction"
 
@@ -48,7 +50,24 @@ def is_classifier(model: Any) -> bool:
 
 def model_feature_names(model: Any) -> tuple[str, ...] | None:
     names = getattr(model, "feature_names_in_", None)
-    return tuple(str(n) for n in names) if names is not None else None
+    if names is None:
+        found = booster_names(model)  # boosters and CatBoost keep names their own way
+        return found[0] if found is not None else None
+    return tuple(str(n) for n in names)
+
+
+def model_n_features(model: Any) -> int | None:
+    """The number of input columns the model states, if it states one."""
+    found = booster_names(model)  # an unpickled CatBoost model says n_features_in_ = 0
+    return found[1] if found is not None else getattr(model, "n_features_in_", None)
+
+
+def has_margin(model: Any) -> bool:
+    """True for a model whose margin ``--output decision`` explains without a
+    ``decision_function`` (CatBoost's RawFormulaVal)."""
+    from xaicli.models.structure import final_estimator
+
+    return is_catboost(final_estimator(model))
 
 
 def resolve_output(model: Any, requested: str, classes: tuple[str, ...]) -> OutputSpec:
@@ -73,7 +92,10 @@ def resolve_output(model: Any, requested: str, classes: tuple[str, ...]) -> Outp
         else:
             kind = "predict"
     method = {"proba": "predict_proba", "decision": "decision_function", "predict": "predict"}[kind]
-    if not hasattr(model, method):
+    margin = kind == "decision" and has_margin(model)
+    if margin and not is_classifier(model):
+        kind = "predict"  # a regressor's margin: named like its prediction
+    elif not hasattr(model, method) and not margin:
         raise ModelLoadError(
             f"--output {kind} needs the model's {method}, which {type(model).__name__} lacks"
         )
@@ -85,7 +107,7 @@ def resolve_output(model: Any, requested: str, classes: tuple[str, ...]) -> Outp
             )
         if classes:
             raise UsageError("--class applies to classifiers only")
-        return OutputSpec(kind, (), ())  # columns named after the first call
+        return OutputSpec("decision" if margin else kind, (), ())  # named after the first call
     labels = [str(c) for c in getattr(model, "classes_", [])]
     if not labels:
         raise ModelLoadError(f"--output {kind} needs a classifier with classes_")
@@ -136,7 +158,12 @@ class ModelPredictor:
         """The model's raw output for the explained kind, as (n_rows, n_columns) float64."""
         data = self.model_input(X)
         kind = self.output.kind
-        if kind == "call":
+        native = booster_predict(self.model, data, kind)
+        if native is not None:
+            result = native
+        elif kind == "decision" and has_margin(self.model):
+            result = catboost_margin(self.model, data)
+        elif kind == "call":
             result = self.model(data)
         else:
             method = {

@@ -29,6 +29,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from xaicli.methods.base import FloatArray
 from xaicli.methods.tree_ensemble import TreeEnsemble
+from xaicli.models.catboost_trees import extract_catboost_ensemble, is_catboost
 
 __all__ = ["OUTPUTS", "TreeModelNotSupported", "extract_tree_ensemble"]
 
@@ -77,6 +78,8 @@ def extract_tree_ensemble(model: Any, output: str) -> TreeEnsemble:
     if output not in OUTPUTS:
         raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
     name = type(model).__name__
+    if is_catboost(model):
+        return extract_catboost_ensemble(model, output, TreeModelNotSupported)
     try:
         check_is_fitted(model)
     except (NotFittedError, TypeError) as exc:

@@ -7,6 +7,7 @@ from typing import Any
 
 from xaicli.errors import UsageError
 from xaicli.methods.shap_exact import MAX_FEATURES
+from xaicli.models.catboost_trees import is_catboost
 from xaicli.models.structure import final_estimator, is_additive, is_pipeline
 
 EXACT_AUTO_MAX_FEATURES = 12  # 4,096 coalitions per row: about as costly as 2M + 2048 samples
@@ -88,6 +89,7 @@ def _is_boosted(model: Any) -> bool:
     return type(final_estimator(model)).__name__ in (
         "GradientBoostingClassifier",
         "HistGradientBoostingClassifier",
+        "CatBoostClassifier",
     )
 
 
@@ -102,7 +104,7 @@ def _tree_problem(
     inputs (``xaicli.models.tree_inputs.TreeInputs``) built to find out."""
     if output_kind == "call":
         return "the model is a plain callable, not a tree ensemble", None
-    if any_categorical and not is_pipeline(model):
+    if any_categorical and not is_pipeline(model) and not is_catboost(model):
         return "TreeSHAP needs numeric input columns", None
     from xaicli.models.tree_inputs import tree_inputs
     from xaicli.models.trees import TreeModelNotSupported
