@@ -76,6 +76,8 @@ def choose_shap_algorithm(
             "the probability of a boosted classifier has no exact TreeSHAP; "
             "--output decision explains its margin exactly and fast"
         )
+    elif is_catboost(final_estimator(model)):
+        hint = f"no exact TreeSHAP for this model: {tree_problem}"  # never silently
     if is_additive(model, output_kind):
         return Choice("linear", "model is additive in its input columns: closed form", hint)
     if n_features <= EXACT_AUTO_MAX_FEATURES:
