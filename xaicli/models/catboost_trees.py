@@ -33,8 +33,9 @@ __all__ = [
     "is_catboost",
 ]
 
-# CatBoost predicts exp(margin) for these losses: not a sum of trees
-_EXPONENT_LOSSES = ("Poisson", "Tweedie")
+# CatBoost's predict transforms the margin for these losses (exp of it, or of its variance
+# column): not a sum of trees
+_TRANSFORMED_LOSSES = ("Poisson", "Tweedie", "RMSEWithUncertainty")
 _BOOSTED_PROBA_MESSAGE = (
     "the probability of a boosted classifier is a nonlinear function (sigmoid/softmax) of a "
     "sum of trees, so it has no exact TreeSHAP; use `--output decision` to explain the "
@@ -84,10 +85,11 @@ def extract_catboost_ensemble(
     is_classifier = getattr(model, "_estimator_type", None) == "classifier"
     if output == "proba":
         raise unsupported(f"{name}: {_BOOSTED_PROBA_MESSAGE}")
-    if output == "predict" and loss_name(model).startswith(_EXPONENT_LOSSES):
+    if output == "predict" and loss_name(model).startswith(_TRANSFORMED_LOSSES):
         raise unsupported(
-            f"{name}(loss_function={loss_name(model)!r}) predicts exp(margin), which is not a "
-            "sum of trees; use `--output decision` to explain the margin"
+            f"{name}(loss_function={loss_name(model)!r}) predicts a nonlinear transform of the "
+            "margin (exp(margin) for Poisson and Tweedie), which is not a sum of trees; use "
+            "`--output decision` to explain the margin"
         )
     if output == "predict" and is_classifier:
         raise unsupported(f"{name} is a classifier: explain `--output decision`")
