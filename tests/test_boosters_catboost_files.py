@@ -27,6 +27,8 @@ N_FEATURES = 8
 COLUMNS = [f"f{i}" for i in range(N_FEATURES)]
 NAN_COLUMNS = ["f1", "f4"]
 TOLERANCE = 1e-9
+# one thread; no catboost_info/ folder written into the working directory
+QUIET = {"verbose": 0, "thread_count": 1, "allow_writing_files": False}
 
 
 def _frame(seed: int, n: int, *, with_nan: bool = True) -> pd.DataFrame:
@@ -47,7 +49,7 @@ def _fit(kind: str) -> object:
     """Small models fitted on their own rows; the tests explain other rows."""
     train = _frame(1, 400, with_nan=kind != "regressor")  # Forbidden: no NaN when fitting
     score = _score(train.fillna(0.0) if kind == "regressor" else train).to_numpy()
-    common = {"iterations": 25, "depth": 4, "verbose": 0, "thread_count": 1, "random_seed": 0}
+    common = {"iterations": 25, "depth": 4, "random_seed": 0, **QUIET}
     if kind == "binary":
         return CatBoostClassifier(nan_mode="Min", **common).fit(train, (score > 0).astype(int))
     if kind == "multiclass":
@@ -162,7 +164,7 @@ def test_catboost_pipeline_and_unnamed_pickle(tmp_path):
     names: the data's columns, counted against the model's), both go to TreeSHAP."""
     train = _frame(11, 300)
     score = _score(train)
-    common = {"iterations": 15, "depth": 3, "verbose": 0, "thread_count": 1}
+    common = {"iterations": 15, "depth": 3, **QUIET}
     pipeline = make_pipeline(StandardScaler(), CatBoostRegressor(**common)).fit(train, score)
     rows, background = _frame(12, 3), _frame(13, 12)
     result, output = _explain(tmp_path, _save(pipeline, tmp_path, "joblib"), rows, background)
@@ -197,9 +199,9 @@ def test_catboost_what_tree_shap_refuses(tmp_path, catboost_models):
 
     train = _frame(16, 300, with_nan=False)
     counts = np.random.default_rng(0).poisson(np.exp(0.3 * train["f0"]))
-    poisson = CatBoostRegressor(
-        loss_function="Poisson", iterations=10, depth=3, verbose=0, thread_count=1
-    ).fit(train, counts)
+    poisson = CatBoostRegressor(loss_function="Poisson", iterations=10, depth=3, **QUIET).fit(
+        train, counts
+    )
     path = _save(poisson, tmp_path, "joblib")
     result, _ = _explain(tmp_path, path, rows, background, "--algorithm", "tree")
     _one_error_line(result, "exp(margin)", "--output decision")
@@ -208,7 +210,7 @@ def test_catboost_what_tree_shap_refuses(tmp_path, catboost_models):
 
     with_text = rows.assign(f7=["a", "b", "c"])
     train_text = train.assign(f7=np.random.default_rng(1).choice(["a", "b", "c"], len(train)))
-    ctr = CatBoostClassifier(iterations=10, depth=3, verbose=0, thread_count=1).fit(
+    ctr = CatBoostClassifier(iterations=10, depth=3, **QUIET).fit(
         train_text, (train["f0"] > 0).astype(int) ^ (train_text["f7"] == "a"), cat_features=["f7"]
     )
     path = _save(ctr, tmp_path, "joblib")
@@ -271,9 +273,9 @@ def test_model_files_without_names_need_features(tmp_path):
         train.to_numpy(), _score(train)
     ).booster_.save_model(str(lgb_path))
     cbm_path = tmp_path / "unnamed.cbm"
-    CatBoostRegressor(iterations=5, verbose=0, thread_count=1).fit(
-        train.to_numpy(), _score(train)
-    ).save_model(str(cbm_path))
+    CatBoostRegressor(iterations=5, **QUIET).fit(train.to_numpy(), _score(train)).save_model(
+        str(cbm_path)
+    )
     for path in (xgb_path, lgb_path, cbm_path):
         result, _ = _explain(tmp_path, path, rows, background)
         _one_error_line(result, "stores no column names", "--features")
