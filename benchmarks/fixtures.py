@@ -126,3 +126,19 @@ def breast_cancer_split(n_rows: int, n_background: int) -> tuple[pd.DataFrame, p
     background = X.iloc[order[:n_background]]
     rows = X.iloc[order[n_background : n_background + n_rows]]
     return rows, background
+
+
+@cache
+def tab30_booster(kind: str):
+    """XGBoost (100 trees, depth 6) or LightGBM (100 trees, 31 leaves) regressor on tab30
+    data, fitted on numpy like :func:`tab30_model`, one thread."""
+    X = tab30_rows(5000, seed=1).to_numpy()
+    y = tab30_target(X)
+    if kind == "xgbr":
+        from xgboost import XGBRegressor
+
+        return XGBRegressor(n_estimators=100, max_depth=6, n_jobs=1, random_state=0).fit(X, y)
+    from lightgbm import LGBMRegressor
+
+    model = LGBMRegressor(n_estimators=100, num_leaves=31, n_jobs=1, random_state=0, verbose=-1)
+    return model.fit(X, y)

@@ -35,11 +35,12 @@ from xaicli.io.destinations import (
 )
 from xaicli.io.writer import write_text_atomic
 from xaicli.models.loader import PICKLE_SUFFIXES, SKOPS_SUFFIX
+from xaicli.models.native_files import NATIVE_SUFFIXES
 
 # job-file key -> configuration field, where they differ
 ALIASES = {"format": "out_format", "class": "classes", "id_col": "id_cols"}
 KEYS = (set(FIELD_NAMES) - {"out_format"}) | {"format"}
-MODEL_FILE_SUFFIXES = (*PICKLE_SUFFIXES, SKOPS_SUFFIX)
+MODEL_FILE_SUFFIXES = (*PICKLE_SUFFIXES, SKOPS_SUFFIX, *NATIVE_SUFFIXES)
 # about one invocation, not the job (a job resumes anyway): never saved by --save-job
 NOT_SAVED = ("quiet", "resume", "overwrite")
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")

@@ -20,9 +20,10 @@ def _choices(allowed: tuple[str, ...]) -> str:
 Model = Annotated[
     str | None,
     Opt(
-        help="Required. Model: .joblib/.pkl/.pickle/.skops file, or module.path:attr / file.py:attr. "
+        help="Required. Model: .joblib/.pkl/.pickle/.skops file, an XGBoost (.json/.ubj), LightGBM "
+        "(.txt/.lgb/.model) or CatBoost (.cbm) model file, or module.path:attr / file.py:attr. "
         "Loading a pickle/joblib file or a .py file runs its code: only load files you trust "
-        "(.skops files are checked).",
+        "(.skops files are checked; the libraries' own model files run no code).",
         show_default=False,
     ),
 ]

@@ -15,7 +15,6 @@ import numpy as np
 
 from xaicli.errors import DataError, ModelLoadError, UsageError
 from xaicli.models.boosters import (
-    booster_feature_names,
     booster_predict,
     has_margin,
     is_bare_booster,
@@ -23,6 +22,7 @@ from xaicli.models.boosters import (
     training_categories,
 )
 from xaicli.models.codec import decode_frame, with_categories
+from xaicli.models.native_files import booster_names
 
 PREDICTION = "prediction"
 
@@ -57,8 +57,15 @@ def is_classifier(model: Any) -> bool:
 def model_feature_names(model: Any) -> tuple[str, ...] | None:
     names = getattr(model, "feature_names_in_", None)
     if names is None:
-        return booster_feature_names(model)  # a bare XGBoost or LightGBM booster
+        found = booster_names(model)  # boosters and CatBoost keep names their own way
+        return found[0] if found is not None else None
     return tuple(str(n) for n in names)
+
+
+def model_n_features(model: Any) -> int | None:
+    """The number of input columns the model states, if it states one."""
+    found = booster_names(model)  # an unpickled CatBoost model says n_features_in_ = 0
+    return found[1] if found is not None else getattr(model, "n_features_in_", None)
 
 
 def resolve_output(model: Any, requested: str, classes: tuple[str, ...]) -> OutputSpec:

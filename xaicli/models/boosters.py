@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from xaicli.models.catboost_trees import catboost_margin, is_catboost
+
 __all__ = [
     "booster_family",
     "booster_feature_names",
@@ -40,8 +42,9 @@ def is_bare_booster(model: Any) -> bool:
 
 
 def has_margin(model: Any) -> bool:
-    """Whether ``--output decision`` (the raw score) means something for the model."""
-    return booster_family(model) is not None
+    """Whether ``--output decision`` (the raw score) means something for the model: an
+    XGBoost, LightGBM or CatBoost model (CatBoost's ``RawFormulaVal``)."""
+    return booster_family(model) is not None or is_catboost(model)
 
 
 def xgboost_booster(model: Any) -> Any:
@@ -54,7 +57,9 @@ def lightgbm_booster(model: Any) -> Any:
 
 def margin(model: Any, data: Any) -> np.ndarray:
     """The raw score (a sum of trees): XGBoost ``output_margin=True``, LightGBM
-    ``raw_score=True``; (n_rows,) or (n_rows, n_outputs)."""
+    ``raw_score=True``, CatBoost ``RawFormulaVal``; (n_rows,) or (n_rows, n_outputs)."""
+    if is_catboost(model):
+        return catboost_margin(model, data)
     if booster_family(model) == "xgboost":
         if is_bare_booster(model):
             return model.predict(_dmatrix(data), output_margin=True)

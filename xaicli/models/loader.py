@@ -1,4 +1,5 @@
-"""Load a model from a file (joblib, pickle, skops) or a ``module:attr`` reference."""
+"""Load a model from a file (joblib, pickle, skops, a boosting library's own model file) or a
+``module:attr`` reference."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from xaicli.errors import ModelLoadError, XaiError
+from xaicli.models.native_files import NATIVE_SUFFIXES, load_native_file, missing_library
 
 PICKLE_SUFFIXES = (".joblib", ".pkl", ".pickle")
 SKOPS_SUFFIX = ".skops"
@@ -59,9 +61,11 @@ def load_model(source: ModelSource) -> Any:
 def _load(source: ModelSource) -> Any:
     spec = source.spec
     path = Path(spec)
-    if path.suffix.lower() in PICKLE_SUFFIXES + (SKOPS_SUFFIX,):
+    if path.suffix.lower() in PICKLE_SUFFIXES + (SKOPS_SUFFIX,) + NATIVE_SUFFIXES:
         if not path.is_file():
             raise ModelLoadError(_not_a_file(spec))
+        if path.suffix.lower() in NATIVE_SUFFIXES:
+            return load_native_file(path)
         if path.suffix.lower() == SKOPS_SUFFIX:
             return _load_skops(path, trust=source.trust)
         return _load_pickle(path)
@@ -69,7 +73,8 @@ def _load(source: ModelSource) -> Any:
         return _load_reference(spec)
     raise ModelLoadError(
         f"cannot load model {spec!r}: expected a .joblib, .pkl, .pickle or .skops file, "
-        "or module.path:attr / path/to/file.py:attr"
+        "a model file of XGBoost (.json, .ubj), LightGBM (.txt, .lgb, .model) or CatBoost "
+        "(.cbm), or module.path:attr / path/to/file.py:attr"
     )
 
 
@@ -85,6 +90,9 @@ def _load_pickle(path: Path) -> Any:
     try:
         return joblib.load(path)
     except Exception as exc:  # unpickling can raise almost anything
+        missing = missing_library(exc, f"model file {path}")
+        if missing is not None:
+            raise missing from exc
         raise ModelLoadError(
             f"model file {path} does not load ({type(exc).__name__}: {exc}); "
             "was it saved with joblib or pickle by compatible library versions?"
@@ -151,7 +159,7 @@ def _load_reference(spec: str) -> Any:
 
 def _defining_file(spec: str) -> Path | None:
     path = Path(spec)
-    if path.suffix.lower() in PICKLE_SUFFIXES + (SKOPS_SUFFIX,):
+    if path.suffix.lower() in PICKLE_SUFFIXES + (SKOPS_SUFFIX,) + NATIVE_SUFFIXES:
         return path
     target = spec.rpartition(":")[0]
     if target.endswith(".py"):

@@ -31,6 +31,7 @@ from sklearn.utils.validation import check_is_fitted
 from xaicli.methods.base import FloatArray
 from xaicli.methods.tree_ensemble import NUMERIC, TreeEnsemble
 from xaicli.models.boosters import booster_family
+from xaicli.models.catboost_trees import extract_catboost_ensemble, is_catboost
 from xaicli.models.tree_builder import category_table
 
 __all__ = ["OUTPUTS", "TreeModelNotSupported", "extract_tree_ensemble"]
@@ -85,6 +86,8 @@ def extract_tree_ensemble(model: Any, output: str) -> TreeEnsemble:
     family = booster_family(model)
     if family is not None:
         return _from_booster(model, output, family)
+    if is_catboost(model):
+        return extract_catboost_ensemble(model, output, TreeModelNotSupported)
     try:
         check_is_fitted(model)
     except (NotFittedError, TypeError) as exc:

@@ -8,6 +8,7 @@ from typing import Any
 from xaicli.errors import UsageError
 from xaicli.methods.shap_exact import MAX_FEATURES
 from xaicli.models.boosters import has_margin
+from xaicli.models.catboost_trees import is_catboost
 from xaicli.models.structure import final_estimator, is_additive, is_pipeline
 
 EXACT_AUTO_MAX_FEATURES = 12  # 4,096 coalitions per row: about as costly as 2M + 2048 samples
@@ -81,6 +82,8 @@ def choose_shap_algorithm(
             "this model's prediction is a nonlinear link of its margin, so it has no exact "
             "TreeSHAP; --output decision explains the margin exactly and fast"
         )
+    elif is_catboost(final_estimator(model)):
+        hint = f"no exact TreeSHAP for this model: {tree_problem}"  # never silently
     if is_additive(model, output_kind):
         return Choice("linear", "model is additive in its input columns: closed form", hint)
     if n_features <= EXACT_AUTO_MAX_FEATURES:
@@ -111,7 +114,12 @@ def _tree_problem(
         return "the model is a plain callable, not a tree ensemble", None
     from xaicli.models.tree_inputs import reads_categories, tree_inputs
 
-    if any_categorical and not is_pipeline(model) and not reads_categories(model):
+    if (
+        any_categorical
+        and not is_pipeline(model)
+        and not reads_categories(model)
+        and not is_catboost(model)
+    ):
         return "TreeSHAP needs numeric input columns", None
     from xaicli.models.trees import TreeModelNotSupported
 

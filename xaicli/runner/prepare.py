@@ -27,11 +27,12 @@ from xaicli.models.adapter import (
     ModelPredictor,
     columns_output_spec,
     model_feature_names,
+    model_n_features,
     resolve_output,
 )
-from xaicli.models.boosters import booster_family, booster_n_features, is_bare_booster
 from xaicli.models.codec import FeatureCodec
 from xaicli.models.loader import ModelSource, load_model, model_exits_as, model_fingerprint
+from xaicli.models.native_files import check_native_features
 from xaicli.runner.choose import choose_shap_algorithm
 from xaicli.runner.plan import RunPlan
 from xaicli.runner.scan import (
@@ -283,6 +284,7 @@ def _drop_non_finite_outputs(
 def _features(config: ExplainConfig, source: TableSource, model: Any) -> tuple[str, ...]:
     columns = source.schema.names
     fitted = model_feature_names(model)
+    check_native_features(config.inputs.model, model, config.inputs.features)
     if config.inputs.features:
         features = tuple(config.inputs.features)
         if fitted is not None and set(features) != set(fitted):
@@ -291,25 +293,14 @@ def _features(config: ExplainConfig, source: TableSource, model: Any) -> tuple[s
             )
     elif fitted is not None:
         features = fitted
-    elif is_bare_booster(model):
-        raise UsageError(
-            f"the model is a bare {booster_family(model)} booster without feature names, so "
-            f"the columns it reads are unknown; name its {booster_n_features(model)} input "
-            "columns in order with --features"
-        )
     else:
         features = tuple(c for c in columns if c not in config.inputs.id_cols)
-        expected = getattr(model, "n_features_in_", None)
+        expected = model_n_features(model)
         if expected is not None and len(features) != expected:
             raise DataError(
                 f"the model expects {expected} features but the data has {len(features)} "
                 "columns besides the id columns; name them with --features"
             )
-    if is_bare_booster(model) and len(features) != booster_n_features(model):
-        raise UsageError(
-            f"the model reads {booster_n_features(model)} columns but --features names "
-            f"{len(features)}; name its input columns in order"
-        )
     missing = [f for f in features if f not in columns]
     if missing:
         raise DataError(
