@@ -76,10 +76,13 @@ class TreePaths:
     slot:         (n_nodes,) for an internal node, the position of its player among its
                   path's players (-1 at leaves).
     n_slots:      (n_nodes,) for a leaf, d = its path's number of distinct players.
+    order:        (n_nodes,) each tree's nodes, parents before children (the tree's
+                  own range of indices, reordered).
     """
 
     slot: IntArray
     n_slots: IntArray
+    order: IntArray
 
 
 @dataclass(frozen=True, eq=False)
@@ -88,11 +91,12 @@ class TreeTables:
 
     engine:     (n_trees,) ENGINE_TABLES or ENGINE_PAIRS.
     paths:      the trees' path players.
-    start:      (n_nodes,) offset of a table leaf's tables in ``tables`` (-1 elsewhere):
-                N, A, C, each of 2^d entries, one after the other.
-    tables:     flat float64 tables.
-    player_start: (n_nodes,) offset of a table leaf's slots' players in ``slot_player``.
-    slot_player:  flat players of the table leaves' slots.
+    start:      (n_nodes,) offset of a unit's table in ``tables`` (-1 elsewhere); a unit
+                is a table leaf or a parent of two (see ``_Layout``).
+    tables:     flat float64 tables: per unit, output, x's failed set and slot, the
+                attribution of the slot's player.
+    player_start: (n_nodes,) offset of a unit's slots' players in ``slot_player``.
+    slot_player:  flat players of the units' slots.
     weights:    (n_background,) the background rows' weights, summing to 1.
     base:       (n_outputs,) the weighted mean model output over the background.
     """
@@ -113,11 +117,11 @@ class TreeTables:
 
 
 def node_decisions(ensemble: TreeEnsemble, X: FloatArray) -> np.ndarray:
-    """(n_rows, n_nodes) True where the row goes to the node's left child (internal
+    """(n_nodes, n_rows) True where the row goes to the node's left child (internal
     nodes only). ``X`` prepared (``ensemble.prepare``). The one place the table engine
     asks how a row branches."""
     return _decisions(
-        X,
+        np.ascontiguousarray(X.T),
         ensemble.left,
         ensemble.right,
         ensemble.feature,
@@ -127,26 +131,26 @@ def node_decisions(ensemble: TreeEnsemble, X: FloatArray) -> np.ndarray:
 
 
 @njit(cache=True)
-def _decisions(X, left, right, feature, threshold, missing_left):  # type: ignore[no-untyped-def]
-    n_nodes = left.shape[0]
-    out = np.zeros((X.shape[0], n_nodes), dtype=np.bool_)
+def _decisions(XT, left, right, feature, threshold, missing_left):  # type: ignore[no-untyped-def]
+    n_nodes, n_rows = left.shape[0], XT.shape[1]
+    out = np.zeros((n_nodes, n_rows), dtype=np.bool_)
     for node in range(n_nodes):
         lo = left[node]
         if lo < 0:
             continue
         f, thr, miss, hi = feature[node], threshold[node], missing_left[node], right[node]
-        for i in range(X.shape[0]):
-            out[i, node] = route(X[i, f], thr, miss, lo, hi) == lo
+        for i in range(n_rows):
+            out[node, i] = route(XT[f, i], thr, miss, lo, hi) == lo
     return out
 
 
 def tree_paths(ensemble: TreeEnsemble, players: IntArray) -> TreePaths:
     """The path players of every leaf (``players``: the player of each feature column)."""
-    slot, n_slots = _paths(
+    slot, n_slots, order = _paths(
         ensemble.roots, ensemble.left, ensemble.right, ensemble.feature, players,
         max(ensemble.max_depth, 1),
     )  # fmt: skip
-    return TreePaths(slot, n_slots)
+    return TreePaths(slot, n_slots, order)
 
 
 @njit(cache=True)
@@ -154,6 +158,8 @@ def _paths(roots, left, right, feature, players, max_depth):  # type: ignore[no-
     n_nodes = left.shape[0]
     slot = np.full(n_nodes, -1, dtype=np.int64)
     n_slots = np.zeros(n_nodes, dtype=np.int64)  # at internal nodes: the slots above
+    order = np.empty(n_nodes, dtype=np.int64)
+    visited = 0
     path = np.empty(max_depth + 1, dtype=np.int64)
     stack = np.empty(2 * max_depth + 2, dtype=np.int64)
     for t in range(roots.shape[0]):
@@ -163,6 +169,8 @@ def _paths(roots, left, right, feature, players, max_depth):  # type: ignore[no-
         while top >= 0:
             node = stack[top]
             top -= 1
+            order[visited] = node
+            visited += 1
             d = n_slots[node]
             if left[node] < 0:
                 continue
@@ -179,12 +187,15 @@ def _paths(roots, left, right, feature, players, max_depth):  # type: ignore[no-
             stack[top + 1] = right[node]
             stack[top + 2] = left[node]
             top += 2
-    return slot, n_slots
+    return slot, n_slots, order
 
 
 @njit(cache=True)
-def _slot_players(trees, roots, left, right, feature, players, slot, n_slots, player_start, size, max_depth):  # type: ignore[no-untyped-def]
-    """The player of each slot of each leaf of ``trees``, from ``player_start[leaf]`` on."""
+def _slot_players(  # type: ignore[no-untyped-def]
+    trees, roots, left, right, feature, players, slot, n_slots, unit_of, player_start, size,
+    max_depth,
+):  # fmt: skip
+    """The player of each slot of each unit of ``trees``, from ``player_start[unit]`` on."""
     out = np.zeros(size, dtype=np.int64)
     path = np.empty(max_depth + 1, dtype=np.int64)
     stack = np.empty(2 * max_depth + 2, dtype=np.int64)
@@ -195,8 +206,10 @@ def _slot_players(trees, roots, left, right, feature, players, slot, n_slots, pl
             node = stack[top]
             top -= 1
             if left[node] < 0:
-                for j in range(n_slots[node]):
-                    out[player_start[node] + j] = path[j]
+                unit = unit_of[node]
+                if unit >= 0:  # both leaves of a pair write the same players
+                    for j in range(n_slots[node]):
+                        out[player_start[unit] + j] = path[j]
                 continue
             path[slot[node]] = players[feature[node]]
             stack[top + 1] = right[node]
@@ -277,37 +290,100 @@ def build_tables(
 ) -> TreeTables:
     """The tables of the trees ``engine`` gives to tables. ``background`` prepared,
     ``weights`` (n_background,) summing to 1, ``players`` the player of each column."""
-    is_leaf = ensemble.left < 0
-    tree_of = np.repeat(
-        np.arange(ensemble.roots.shape[0]),
-        np.diff(np.append(ensemble.roots, ensemble.left.shape[0])),
-    )
-    in_table = is_leaf & (engine[tree_of] == ENGINE_TABLES)
-    size = np.where(in_table, 2 ** paths.n_slots, 0)
-    start = np.where(in_table, 3 * (np.cumsum(size) - size), -1).astype(np.int64)
-    tables = np.zeros(3 * int(size.sum()))  # histograms first, then tables in place
-    table_trees = np.flatnonzero(engine == ENGINE_TABLES).astype(np.int64)
+    layout = _layout(ensemble, paths, engine)
+    hist = np.zeros(int(layout.hist_size))
     for lo in range(0, background.shape[0], _DECISION_ROWS):
         block = background[lo : lo + _DECISION_ROWS]
         goes_left = node_decisions(ensemble, block)
         _histograms(
-            goes_left, weights[lo : lo + _DECISION_ROWS], table_trees, ensemble.roots,
-            ensemble.left, ensemble.right, paths.slot, start, tables,
+            goes_left, weights[lo : lo + _DECISION_ROWS], layout.trees, ensemble.roots,
+            ensemble.left, ensemble.right, paths.order, paths.slot, layout.hist_start, hist,
         )  # fmt: skip
-    max_d = int(paths.n_slots[in_table].max()) if in_table.any() else 0
+    max_d = int(layout.unit_d.max()) if layout.unit_d.size else 0
     w_pos, w_neg = _leaf_weights(max_d)
-    _transform(np.flatnonzero(in_table).astype(np.int64), paths.n_slots, start, tables, w_pos, w_neg)
-    n_player_slots = np.where(in_table, paths.n_slots, 0)
-    player_start = np.where(in_table, np.cumsum(n_player_slots) - n_player_slots, -1)
+    tables = np.zeros(int(layout.table_size))
+    _fill_tables(
+        layout.units, layout.unit_d, layout.start, ensemble.left, ensemble.right, paths.slot,
+        layout.hist_start, hist, ensemble.value, layout.unit_lo, layout.unit_hi, w_pos, w_neg,
+        tables,
+    )  # fmt: skip
     slot_player = _slot_players(
-        table_trees, ensemble.roots, ensemble.left, ensemble.right, ensemble.feature, players,
-        paths.slot, paths.n_slots, player_start, int(n_player_slots.sum()),
-        max(ensemble.max_depth, 1),
+        layout.trees, ensemble.roots, ensemble.left, ensemble.right, ensemble.feature, players,
+        paths.slot, paths.n_slots, layout.unit_of, layout.player_start,
+        int(layout.player_size), max(ensemble.max_depth, 1),
     )  # fmt: skip
     outputs = ensemble.predict(background)
     equal = bool((weights == weights[0]).all())
     base = outputs.mean(axis=0) if equal else weights @ outputs
-    return TreeTables(engine, paths, start, tables, player_start, slot_player, weights, base)
+    return TreeTables(
+        engine, paths, layout.start, tables, layout.player_start, slot_player, weights, base
+    )
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Where each table lives. A unit is a leaf, or the parent of two leaves that split on
+    a player new to their path (then the left leaf's failed set says where x went, and
+    one table serves both leaves: half the lookups per row)."""
+
+    trees: IntArray  # the table trees
+    units: IntArray  # unit nodes
+    unit_d: IntArray  # (n_units,) players on the unit's leaves' paths
+    unit_lo: IntArray  # (n_units,) the outputs its table covers: [lo, hi)
+    unit_hi: IntArray
+    unit_of: IntArray  # (n_nodes,) a table leaf's unit (-1 elsewhere)
+    start: IntArray  # (n_nodes,) offset of a unit's table (-1 elsewhere)
+    table_size: int
+    hist_start: IntArray  # (n_nodes,) offset of a table leaf's histogram (-1 elsewhere)
+    hist_size: int
+    player_start: IntArray  # (n_nodes,) offset of a unit's slots' players
+    player_size: int
+
+
+def _layout(ensemble: TreeEnsemble, paths: TreePaths, engine: np.ndarray) -> _Layout:
+    left, right = ensemble.left, ensemble.right
+    n_nodes = left.shape[0]
+    bounds = np.append(ensemble.roots, n_nodes)
+    tree_of = np.repeat(np.arange(ensemble.roots.shape[0]), np.diff(bounds))
+    is_leaf = left < 0
+    leaf = is_leaf & (engine[tree_of] == ENGINE_TABLES) & (paths.n_slots > 0)
+    internal = np.flatnonzero(~is_leaf)
+    parent = np.full(n_nodes, -1)
+    parent[left[internal]] = internal
+    parent[right[internal]] = internal
+    # a parent of two table leaves, whose split's player is new on the path
+    pairs = internal[leaf[left[internal]] & leaf[right[internal]]]
+    pairs = pairs[paths.slot[pairs] == paths.n_slots[pairs]]
+    unit_of = np.where(leaf, np.arange(n_nodes), -1)
+    unit_of[left[pairs]] = pairs
+    unit_of[right[pairs]] = pairs
+    units = np.unique(unit_of[leaf]).astype(np.int64)
+    unit_d = np.where(is_leaf[units], paths.n_slots[units], paths.n_slots[units] + 1)
+    n_outputs = ensemble.value.shape[1]
+    k_only = ensemble.tree_output[tree_of[units]]
+    unit_lo = np.where(k_only >= 0, k_only, 0).astype(np.int64)
+    unit_hi = np.where(k_only >= 0, k_only + 1, n_outputs).astype(np.int64)
+    sizes = (unit_hi - unit_lo) * unit_d * 2**unit_d
+    start = np.full(n_nodes, -1, dtype=np.int64)
+    start[units] = np.cumsum(sizes) - sizes
+    player_start = np.full(n_nodes, -1, dtype=np.int64)
+    player_start[units] = np.cumsum(unit_d) - unit_d
+    hist_sizes = np.where(leaf, 2**paths.n_slots, 0)
+    hist_start = np.where(leaf, np.cumsum(hist_sizes) - hist_sizes, -1).astype(np.int64)
+    return _Layout(
+        trees=np.flatnonzero(engine == ENGINE_TABLES).astype(np.int64),
+        units=units,
+        unit_d=unit_d.astype(np.int64),
+        unit_lo=unit_lo,
+        unit_hi=unit_hi,
+        unit_of=unit_of.astype(np.int64),
+        start=start,
+        table_size=int(sizes.sum()),
+        hist_start=hist_start,
+        hist_size=int(hist_sizes.sum()),
+        player_start=player_start,
+        player_size=int(unit_d.sum()),
+    )
 
 
 def _leaf_weights(max_d: int) -> tuple[FloatArray, FloatArray]:
@@ -317,76 +393,124 @@ def _leaf_weights(max_d: int) -> tuple[FloatArray, FloatArray]:
 
 
 @njit(cache=True)
-def _histograms(goes_left, weights, trees, roots, left, right, slot, start, tables):  # type: ignore[no-untyped-def]
-    """Add each background row's weight at its failed set, in every leaf's N table."""
-    n_nodes = left.shape[0]
-    stack = np.empty(n_nodes + 1, dtype=np.int64)
-    failed = np.zeros(n_nodes, dtype=np.int64)  # per node: the path's failed slots
-    for r in range(goes_left.shape[0]):
-        w = weights[r]
-        for t in trees:
-            top = 0
-            stack[0] = roots[t]
-            failed[roots[t]] = 0
-            while top >= 0:
-                node = stack[top]
-                top -= 1
-                lo = left[node]
-                if lo < 0:
-                    tables[start[node] + failed[node]] += w
-                    continue
-                bit = np.int64(1) << slot[node]
-                hi = right[node]
-                if goes_left[r, node]:
-                    failed[lo], failed[hi] = failed[node], failed[node] | bit
-                else:
-                    failed[lo], failed[hi] = failed[node] | bit, failed[node]
-                stack[top + 1] = hi
-                stack[top + 2] = lo
-                top += 2
+def _histograms(goes_left, weights, trees, roots, left, right, order, slot, start, hist):  # type: ignore[no-untyped-def]
+    """Add each background row's weight at its failed set, in every leaf's histogram.
+    Tree by tree (its histograms stay in cache), node by node, rows innermost."""
+    n_rows = goes_left.shape[1]
+    failed = np.zeros((_max_tree_nodes(roots, left.shape[0]), n_rows), dtype=np.int64)
+    for t in trees:
+        first = roots[t]
+        last = roots[t + 1] if t + 1 < roots.shape[0] else left.shape[0]
+        failed[order[first] - first, :] = 0
+        for idx in range(first, last):
+            node = order[idx]
+            here = failed[node - first]
+            lo = left[node]
+            if lo < 0:
+                s0 = start[node]
+                if s0 >= 0:
+                    for r in range(n_rows):
+                        hist[s0 + here[r]] += weights[r]
+                continue
+            _split(here, goes_left[node], slot[node], failed[lo - first], failed[right[node] - first])
+
+
+@njit(cache=True, inline="always")
+def _split(here, goes_left, slot, to_left, to_right):  # type: ignore[no-untyped-def]
+    """The children's failed sets: the slot fails on the side the row does not take."""
+    bit = np.int64(1) << slot
+    for r in range(here.shape[0]):
+        if goes_left[r]:
+            to_left[r] = here[r]
+            to_right[r] = here[r] | bit
+        else:
+            to_left[r] = here[r] | bit
+            to_right[r] = here[r]
 
 
 @njit(cache=True)
-def _transform(leaves, n_slots, start, tables, w_pos, w_neg):  # type: ignore[no-untyped-def]
-    """Turn each leaf's histogram H (in the N slot) into its N, A, C tables."""
+def _max_tree_nodes(roots, n_nodes):  # type: ignore[no-untyped-def]
+    most = 0
+    for t in range(roots.shape[0]):
+        last = roots[t + 1] if t + 1 < roots.shape[0] else n_nodes
+        most = max(most, last - roots[t])
+    return most
+
+
+@njit(cache=True)
+def _leaf_shares(hist, h0, d, sums, popcount, w_pos, w_neg, lose, gain, cut):  # type: ignore[no-untyped-def]
+    """A leaf's N, A, C tables (``lose``, ``gain``, ``cut``) from its histogram."""
+    size = 1 << d
+    for k in range(d + 1):
+        for u in range(size):
+            sums[k, u] = 0.0
+    for t in range(size):
+        sums[popcount[t], t] = hist[h0 + t]
+    for k in range(d + 1):
+        for j in range(d):
+            bit = 1 << j
+            for u in range(size):
+                if u & bit:
+                    sums[k, u] += sums[k, u ^ bit]
+    for u in range(size):
+        q = d - popcount[u]
+        n_val, a_val, c_val = 0.0, 0.0, 0.0
+        for k in range(popcount[u] + 1):
+            s = sums[k, u]
+            if s == 0.0:
+                continue
+            a_val += s * w_pos[k, q]
+            if q > 0:
+                n_val += s * w_neg[k, q]
+                c_val += s * w_pos[k, q - 1]
+        lose[u], gain[u], cut[u] = n_val, a_val, c_val
+
+
+@njit(cache=True)
+def _fill_tables(  # type: ignore[no-untyped-def]
+    units, unit_d, start, left, right, slot, hist_start, hist, value, unit_lo, unit_hi,
+    w_pos, w_neg, tables,
+):  # fmt: skip
+    """Each unit's table: for x's failed set f (the left leaf's, for a pair) and slot j,
+    the attribution value * share, per output, laid out [output][f][j]."""
     max_d = 0
-    for node in leaves:
-        max_d = max(max_d, n_slots[node])
+    for i in range(units.shape[0]):
+        max_d = max(max_d, unit_d[i])
     size_max = 1 << max_d
     sums = np.zeros((max_d + 1, size_max))  # S_k[u] = sum of H[t], t ⊆ u, |t| = k
     popcount = np.zeros(size_max, dtype=np.int64)
     for u in range(1, size_max):
         popcount[u] = popcount[u >> 1] + (u & 1)
-    for node in leaves:
-        d = n_slots[node]
+    lose = np.empty((2, size_max))
+    gain = np.empty((2, size_max))
+    cut = np.empty((2, size_max))
+    for i in range(units.shape[0]):
+        node, d = units[i], unit_d[i]
         size = 1 << d
-        s0 = start[node]
-        for k in range(d + 1):
-            for u in range(size):
-                sums[k, u] = 0.0
-        for t in range(size):
-            sums[popcount[t], t] = tables[s0 + t]
-        for k in range(d + 1):
-            for j in range(d):
-                bit = 1 << j
-                for u in range(size):
-                    if u & bit:
-                        sums[k, u] += sums[k, u ^ bit]
-        for u in range(size):
-            q = d - popcount[u]
-            n_val, a_val, c_val = 0.0, 0.0, 0.0
-            for k in range(popcount[u] + 1):
-                s = sums[k, u]
-                if s == 0.0:
-                    continue
-                if q > 0:
-                    n_val += s * w_neg[k, q]
-                a_val += s * w_pos[k, q]
-                if q > 0:
-                    c_val += s * w_pos[k, q - 1]
-            tables[s0 + u] = n_val
-            tables[s0 + size + u] = a_val
-            tables[s0 + 2 * size + u] = c_val
+        full = size - 1
+        is_pair = left[node] >= 0
+        leaves = (left[node], right[node]) if is_pair else (node, node)
+        n_leaves = 2 if is_pair else 1
+        for m in range(n_leaves):
+            h0 = hist_start[leaves[m]]
+            _leaf_shares(hist, h0, d, sums, popcount, w_pos, w_neg, lose[m], gain[m], cut[m])
+        flip = (1 << slot[node]) if is_pair else 0  # the right leaf's failed set: f ^ flip
+        base = start[node]
+        for k in range(unit_lo[i], unit_hi[i]):
+            for f in range(size):
+                row = base + ((k - unit_lo[i]) * size + f) * d
+                for j in range(d):
+                    bit = 1 << j
+                    total = 0.0
+                    for m in range(n_leaves):
+                        fm = f ^ flip if m == 1 else f
+                        sm = full & ~fm
+                        if fm & bit:
+                            share = -lose[m, sm]
+                        else:
+                            share = gain[m, sm] - cut[m, sm ^ bit]
+                        total += value[leaves[m], k] * share
+                    tables[row + j] = total
 
 
 def table_values(
@@ -400,8 +524,8 @@ def table_values(
     for lo in range(0, X.shape[0], _DECISION_ROWS):
         goes_left = node_decisions(ensemble, X[lo : lo + _DECISION_ROWS])
         _row_values(
-            goes_left, trees, ensemble.roots, ensemble.left, ensemble.right, ensemble.value,
-            ensemble.tree_output, tables.paths.slot, tables.paths.n_slots,
+            goes_left, trees, ensemble.roots, ensemble.left, ensemble.right,
+            tables.paths.order, ensemble.tree_output, ensemble.value.shape[1], tables.paths.slot, tables.paths.n_slots,
             tables.player_start, tables.slot_player, tables.start, tables.tables,
             phi[lo : lo + _DECISION_ROWS],
         )  # fmt: skip
@@ -409,52 +533,41 @@ def table_values(
 
 @njit(cache=True)
 def _row_values(  # type: ignore[no-untyped-def]
-    goes_left, trees, roots, left, right, value, tree_output, slot, n_slots, player_start,
-    slot_player, start, tables, phi,
+    goes_left, trees, roots, left, right, order, tree_output, n_outputs, slot, n_slots,
+    player_start, slot_player, start, tables, phi,
 ):  # fmt: skip
-    n_outputs = value.shape[1]
-    n_nodes = left.shape[0]
-    stack = np.empty(n_nodes + 1, dtype=np.int64)
-    failed = np.zeros(n_nodes, dtype=np.int64)
+    n_rows = goes_left.shape[1]
+    failed = np.zeros((_max_tree_nodes(roots, left.shape[0]), n_rows), dtype=np.int64)
     for t in trees:
         k_lo, k_hi = 0, n_outputs
         if tree_output[t] >= 0:
             k_lo, k_hi = tree_output[t], tree_output[t] + 1
-        for r in range(goes_left.shape[0]):
-            top = 0
-            stack[0] = roots[t]
-            failed[roots[t]] = 0
-            while top >= 0:
-                node = stack[top]
-                top -= 1
-                lo = left[node]
+        first = roots[t]
+        last = roots[t + 1] if t + 1 < roots.shape[0] else left.shape[0]
+        failed[order[first] - first, :] = 0
+        for idx in range(first, last):
+            node = order[idx]
+            here = failed[node - first]
+            lo = left[node]
+            unit = start[node]
+            if unit < 0:
                 if lo >= 0:
-                    bit = np.int64(1) << slot[node]
-                    hi = right[node]
-                    if goes_left[r, node]:
-                        failed[lo], failed[hi] = failed[node], failed[node] | bit
-                    else:
-                        failed[lo], failed[hi] = failed[node] | bit, failed[node]
-                    stack[top + 1] = hi
-                    stack[top + 2] = lo
-                    top += 2
-                    continue
-                d = n_slots[node]
-                if d == 0:
-                    continue  # a lone leaf: the same value with and without any player
-                size = 1 << d
-                fail = failed[node]
-                s = (size - 1) & ~fail
-                base = start[node]
-                first_player = player_start[node]
-                lose = tables[base + s]
-                gain = tables[base + size + s]
-                for j in range(d):
-                    bit = np.int64(1) << j
-                    if fail & bit:
-                        share = -lose
-                    else:
-                        share = gain - tables[base + 2 * size + (s ^ bit)]
-                    p = slot_player[first_player + j]
-                    for k in range(k_lo, k_hi):
-                        phi[r, k, p] += value[node, k] * share
+                    _split(here, goes_left[node], slot[node], failed[lo - first],
+                           failed[right[node] - first])  # fmt: skip
+                continue  # (a leaf of a pair, or alone in its tree: no players)
+            d = n_slots[node]
+            right_bit = 0
+            if lo >= 0:  # a pair of leaves: indexed by the left one's failed set
+                d += 1
+                right_bit = np.int64(1) << slot[node]
+            size = 1 << d
+            players = player_start[node]
+            go = goes_left[node]
+            for r in range(n_rows):
+                fail = here[r]
+                if lo >= 0 and not go[r]:
+                    fail |= right_bit
+                for k in range(k_lo, k_hi):
+                    row = unit + ((k - k_lo) * size + fail) * d
+                    for j in range(d):
+                        phi[r, k, slot_player[players + j]] += tables[row + j]
