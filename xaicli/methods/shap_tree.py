@@ -144,6 +144,7 @@ def prepare_tables(
     weights: Any = None,
     n_rows: int = 10_000,
     engine: str = "auto",
+    max_table_mb: float | None = None,
 ) -> TreeTables:
     """What explaining rows against ``background`` needs, built once: each tree's engine
     (for about ``n_rows`` explained rows), the table engine's tables, the base value.
@@ -155,7 +156,9 @@ def prepare_tables(
     players, _ = _players(groups, ensemble.n_features)
     paths = tree_paths(ensemble, players)
     if engine == "auto":
-        engines = choose_engines(ensemble, paths, background.shape[0], n_rows)
+        engines = choose_engines(
+            ensemble, paths, background.shape[0], n_rows, max_table_mb=max_table_mb
+        )
     elif engine in ("tables", "pairs"):
         code = ENGINE_TABLES if engine == "tables" else ENGINE_PAIRS
         engines = np.full(ensemble.roots.shape[0], code, dtype=np.int8)
@@ -300,19 +303,20 @@ def _shap_kernel(  # type: ignore[no-untyped-def]
 class TreeRows:
     """A block's rows as the trees see them, built by the runner from the model
     (``xaicli.models.tree_inputs``): the trees, the rows and background in the trees'
-    input space (n_rows, n_inputs), (n_background, n_inputs), and the player of each
-    input column (None: one per column)."""
+    input space (n_rows, n_inputs), (n_background, n_inputs), the player of each
+    input column (None: one per column), and the run's tables (None: built here)."""
 
     ensemble: TreeEnsemble
     rows: FloatArray
     background: FloatArray
     groups: Any = None
+    tables: TreeTables | None = None
 
 
 def _compute_interventional(block: Block) -> Attributions:
     trees: TreeRows = block.aid
     result = interventional_tree_shap(
-        trees.ensemble, trees.rows, trees.background, groups=trees.groups
+        trees.ensemble, trees.rows, trees.background, groups=trees.groups, tables=trees.tables
     )
     return select_outputs(_pad_players(result, block.X.shape[1]), block.output_columns)
 

@@ -412,7 +412,9 @@ def _histograms(goes_left, weights, trees, roots, left, right, order, slot, star
                     for r in range(n_rows):
                         hist[s0 + here[r]] += weights[r]
                 continue
-            _split(here, goes_left[node], slot[node], failed[lo - first], failed[right[node] - first])
+            _split(
+                here, goes_left[node], slot[node], failed[lo - first], failed[right[node] - first]
+            )
 
 
 @njit(cache=True, inline="always")
