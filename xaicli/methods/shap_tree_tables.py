@@ -55,16 +55,16 @@ __all__ = [
 #: Default cap on the tables' memory, in MiB; ``XAI_TREE_TABLE_MB`` overrides it.
 DEFAULT_TABLE_MB = 1024
 TABLE_MB_ENV = "XAI_TREE_TABLE_MB"
-#: Beyond this many players on one path a leaf's tables (3·2^d float64) are never built.
+#: Beyond this many players on one path a leaf's table (d·2^d float64) is never built.
 MAX_TABLE_PLAYERS = 20
 #: Rows per block of decisions: (rows, n_nodes) booleans, reused tree after tree.
 _DECISION_ROWS = 256
 
-# The engines' costs in units of one node of the table engine's walk, measured on
-# 30-feature forests and boosted models (see choose_engines).
+# The engines' costs in units of one node of the table engine's walk per row, measured on
+# 30-feature forests and boosted models (one core; see choose_engines).
 _TABLE_LEAF_COST = 1.0  # per (row, leaf, player): a lookup
-_TABLE_BUILD_COST = 1.0  # per (leaf, d² 2^d) while building
-_PAIR_NODE_COST = 1.0  # per (row, background row, node on a path)
+_TABLE_HISTOGRAM_COST = 3.0  # per (background row, node): its decision and walk
+_PAIR_NODE_COST = 8.0  # per (row, background row, split on a leaf's path)
 
 ENGINE_PAIRS, ENGINE_TABLES = 0, 1
 
@@ -243,17 +243,20 @@ def choose_engines(
     memory = np.zeros(n_trees)
     rows = max(n_rows, 1)
     for t in range(n_trees):
+        n_outputs = 1 if ensemble.tree_output[t] >= 0 else ensemble.value.shape[1]
         lo, hi = bounds[t], bounds[t + 1]
         leaf_d = d[lo:hi][is_leaf[lo:hi]]
         if leaf_d.size == 0 or leaf_d.max() > MAX_TABLE_PLAYERS:
             continue
         n_nodes = hi - lo
-        build = n_background * n_nodes + _TABLE_BUILD_COST * (leaf_d**2 * 2.0**leaf_d).sum()
-        per_row = n_nodes + _TABLE_LEAF_COST * (leaf_d + 2).sum()
+        build = _TABLE_HISTOGRAM_COST * n_background * n_nodes
+        build += ((leaf_d**2 + leaf_d * n_outputs) * 2.0**leaf_d).sum()
+        per_row = n_nodes + _TABLE_LEAF_COST * (leaf_d * n_outputs).sum()
         tables = build + rows * per_row
         pairs = rows * n_background * _PAIR_NODE_COST * max(leaf_d.mean(), 1.0)
         saving[t] = pairs - tables
-        memory[t] = 3 * 8 * (2.0**leaf_d).sum()
+        # tables (a pair of leaves shares one: this bounds it) and histograms
+        memory[t] = 8 * ((leaf_d * n_outputs + 1) * 2.0**leaf_d).sum()
     budget = cap * 2**20
     for t in np.argsort(-saving, kind="stable"):
         if saving[t] <= 0 or memory[t] > budget:
