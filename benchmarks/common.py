@@ -247,7 +247,7 @@ def run_xai(
     options.setdefault("seed", 0)
 
     def config(path: Path) -> ExplainConfig:
-        return ExplainConfig(
+        return ExplainConfig.from_values(
             model=str(ws.copy(model)),
             data=path,
             out=str(ws.output()),
@@ -272,7 +272,7 @@ def run_xai(
         return run_explain(used[-1])
 
     seconds, summary = timed(one_run, min_runs=runs)
-    table = pd.read_parquet(used[-1].out).sort_values("row", kind="stable")
+    table = pd.read_parquet(used[-1].destination.out).sort_values("row", kind="stable")
     if table["output"].nunique() != 1:
         raise ValueError("the benchmarks explain one output per row")
     return XaiRun(

@@ -19,19 +19,29 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from benchmarks import cases_ig, cases_lime, cases_scale, cases_shap, cases_tree, report
+from benchmarks import (
+    cases_ig,
+    cases_lime,
+    cases_scale,
+    cases_shap,
+    cases_tree,
+    cases_tree_engine,
+    report,
+)
 from benchmarks.common import Row, Sizes, Workspace
 
 RESULTS = Path(__file__).parent / "results"
 CASES = [
     *cases_shap.CASES,
     *cases_tree.CASES,
+    *cases_tree_engine.CASES,
     *cases_lime.CASES,
     *cases_ig.CASES,
     *cases_scale.CASES,
 ]
 PACKAGES = (
     "xaicli", "numpy", "pandas", "pyarrow", "scikit-learn", "numba", "joblib", "shap", "lime",
+    "woodelf-explainer",
 )  # fmt: skip
 
 

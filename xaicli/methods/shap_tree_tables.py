@@ -57,8 +57,10 @@ DEFAULT_TABLE_MB = 1024
 TABLE_MB_ENV = "XAI_TREE_TABLE_MB"
 #: Beyond this many players on one path a leaf's table (d·2^d float64) is never built.
 MAX_TABLE_PLAYERS = 20
-#: Rows per block of decisions: (rows, n_nodes) booleans, reused tree after tree.
+#: Rows per block: (n_nodes, rows) decisions and a tree's (nodes, rows) failed sets are
+#: held at once; fewer rows on very large ensembles keep them within _BLOCK_BYTES.
 _DECISION_ROWS = 256
+_BLOCK_BYTES = 64 * 2**20
 
 # The engines' costs in units of one node of the table engine's walk per row, measured on
 # 30-feature forests and boosted models (one core; see choose_engines).
@@ -295,11 +297,11 @@ def build_tables(
     ``weights`` (n_background,) summing to 1, ``players`` the player of each column."""
     layout = _layout(ensemble, paths, engine)
     hist = np.zeros(int(layout.hist_size))
-    for lo in range(0, background.shape[0], _DECISION_ROWS):
-        block = background[lo : lo + _DECISION_ROWS]
-        goes_left = node_decisions(ensemble, block)
+    step = _block_rows(ensemble)
+    for lo in range(0, background.shape[0], step):
+        goes_left = node_decisions(ensemble, background[lo : lo + step])
         _histograms(
-            goes_left, weights[lo : lo + _DECISION_ROWS], layout.trees, ensemble.roots,
+            goes_left, weights[lo : lo + step], layout.trees, ensemble.roots,
             ensemble.left, ensemble.right, paths.order, paths.slot, layout.hist_start, hist,
         )  # fmt: skip
     max_d = int(layout.unit_d.max()) if layout.unit_d.size else 0
@@ -387,6 +389,14 @@ def _layout(ensemble: TreeEnsemble, paths: TreePaths, engine: np.ndarray) -> _La
         player_start=player_start,
         player_size=int(unit_d.sum()),
     )
+
+
+def _block_rows(ensemble: TreeEnsemble) -> int:
+    """Rows per block: the decisions (1 byte per node) and a tree's failed sets (8 bytes per
+    node) of a block within _BLOCK_BYTES."""
+    n_nodes = ensemble.left.shape[0]
+    largest_tree = int(np.diff(np.append(ensemble.roots, n_nodes)).max())
+    return int(np.clip(_BLOCK_BYTES // (n_nodes + 8 * largest_tree), 8, _DECISION_ROWS))
 
 
 def _leaf_weights(max_d: int) -> tuple[FloatArray, FloatArray]:
@@ -526,13 +536,14 @@ def table_values(
     trees = np.flatnonzero(tables.engine == ENGINE_TABLES).astype(np.int64)
     if trees.size == 0:
         return
-    for lo in range(0, X.shape[0], _DECISION_ROWS):
-        goes_left = node_decisions(ensemble, X[lo : lo + _DECISION_ROWS])
+    step = _block_rows(ensemble)
+    for lo in range(0, X.shape[0], step):
+        goes_left = node_decisions(ensemble, X[lo : lo + step])
         _row_values(
             goes_left, trees, ensemble.roots, ensemble.left, ensemble.right,
             tables.paths.order, ensemble.tree_output, ensemble.value.shape[1], tables.paths.slot, tables.paths.n_slots,
             tables.player_start, tables.slot_player, tables.start, tables.tables,
-            phi[lo : lo + _DECISION_ROWS],
+            phi[lo : lo + step],
         )  # fmt: skip
 
 
