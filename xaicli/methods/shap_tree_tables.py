@@ -296,6 +296,13 @@ def build_tables(
     """The tables of the trees ``engine`` gives to tables. ``background`` prepared,
     ``weights`` (n_background,) summing to 1, ``players`` the player of each column."""
     layout = _layout(ensemble, paths, engine)
+    outputs = ensemble.predict(background)
+    equal = bool((weights == weights[0]).all())
+    base = outputs.mean(axis=0) if equal else weights @ outputs
+    if layout.trees.size == 0:  # e.g. a run of a few rows: nothing to build (or to load)
+        empty = np.zeros(0, dtype=np.int64)
+        return TreeTables(engine, paths, layout.start, np.zeros(0), layout.player_start,
+                          empty, weights, base)  # fmt: skip
     hist = np.zeros(int(layout.hist_size))
     step = _block_rows(ensemble)
     for lo in range(0, background.shape[0], step):
@@ -317,9 +324,6 @@ def build_tables(
         paths.slot, paths.n_slots, layout.unit_of, layout.player_start,
         int(layout.player_size), max(ensemble.max_depth, 1),
     )  # fmt: skip
-    outputs = ensemble.predict(background)
-    equal = bool((weights == weights[0]).all())
-    base = outputs.mean(axis=0) if equal else weights @ outputs
     return TreeTables(
         engine, paths, layout.start, tables, layout.player_start, slot_player, weights, base
     )
