@@ -23,6 +23,12 @@ more than 32767 nodes, cf. shap issue #3267).
 Instead of looping over Sx and Sz at each leaf, each branching node returns the
 two weighted leaf sums of its sub-traversal, and the player that branched there
 receives them once: the work per pair is proportional to the visited nodes.
+
+This per-pair engine costs rows x background rows. The table engine
+(:mod:`xaicli.methods.shap_tree_tables`) reads the background once, into per-leaf
+tables, and costs per row the same whatever the background size; each tree is given to
+one of them (:func:`prepare_tables`), with the same values to rounding. Background
+weights ``w_b`` (summing to 1) make the game ``v(S) = sum_b w_b f(x_S, z_b,~S)``.
 """
 
 from __future__ import annotations
