@@ -377,8 +377,13 @@ def _layout(ensemble: TreeEnsemble, paths: TreePaths, engine: np.ndarray) -> _La
     start[units] = np.cumsum(sizes) - sizes
     player_start = np.full(n_nodes, -1, dtype=np.int64)
     player_start[units] = np.cumsum(unit_d) - unit_d
-    hist_sizes = np.where(leaf, 2**paths.n_slots, 0)
-    hist_start = np.where(leaf, np.cumsum(hist_sizes) - hist_sizes, -1).astype(np.int64)
+    # the right leaf of a pair needs no histogram of its own: a background row fails the
+    # pair's split on exactly one side, so its histogram is the left one's with that
+    # slot's bit flipped
+    counted = leaf.copy()
+    counted[right[pairs]] = False
+    hist_sizes = np.where(counted, 2**paths.n_slots, 0)
+    hist_start = np.where(counted, np.cumsum(hist_sizes) - hist_sizes, -1).astype(np.int64)
     return _Layout(
         trees=np.flatnonzero(engine == ENGINE_TABLES).astype(np.int64),
         units=units,
@@ -421,17 +426,25 @@ def _histograms(goes_left, weights, trees, roots, left, right, order, slot, star
         failed[order[first] - first, :] = 0
         for idx in range(first, last):
             node = order[idx]
-            here = failed[node - first]
-            lo = left[node]
+            lo, hi = left[node], right[node]
             if lo < 0:
-                s0 = start[node]
-                if s0 >= 0:
-                    for r in range(n_rows):
-                        hist[s0 + here[r]] += weights[r]
-                continue
-            _split(
-                here, goes_left[node], slot[node], failed[lo - first], failed[right[node] - first]
-            )
+                continue  # counted at its parent
+            here, go = failed[node - first], goes_left[node]
+            bit = np.int64(1) << slot[node]
+            if left[lo] >= 0:
+                for r in range(n_rows):
+                    failed[lo - first, r] = here[r] if go[r] else here[r] | bit
+            elif start[lo] >= 0:  # a leaf: its row's weight, straight into its histogram
+                s0 = start[lo]
+                for r in range(n_rows):
+                    hist[s0 + (here[r] if go[r] else here[r] | bit)] += weights[r]
+            if left[hi] >= 0:
+                for r in range(n_rows):
+                    failed[hi - first, r] = here[r] | bit if go[r] else here[r]
+            elif start[hi] >= 0:
+                s0 = start[hi]
+                for r in range(n_rows):
+                    hist[s0 + (here[r] | bit if go[r] else here[r])] += weights[r]
 
 
 @njit(cache=True, inline="always")
@@ -457,14 +470,15 @@ def _max_tree_nodes(roots, n_nodes):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True)
-def _leaf_shares(hist, h0, d, sums, popcount, w_pos, w_neg, lose, gain, cut):  # type: ignore[no-untyped-def]
-    """A leaf's N, A, C tables (``lose``, ``gain``, ``cut``) from its histogram."""
+def _leaf_shares(hist, h0, flip, d, sums, popcount, w_pos, w_neg, lose, gain, cut):  # type: ignore[no-untyped-def]
+    """A leaf's N, A, C tables (``lose``, ``gain``, ``cut``) from its histogram (at ``h0``,
+    indices xor ``flip``: see _layout)."""
     size = 1 << d
     for k in range(d + 1):
         for u in range(size):
             sums[k, u] = 0.0
     for t in range(size):
-        sums[popcount[t], t] = hist[h0 + t]
+        sums[popcount[t], t] = hist[h0 + (t ^ flip)]
     for k in range(d + 1):
         for j in range(d):
             bit = 1 << j
@@ -510,10 +524,13 @@ def _fill_tables(  # type: ignore[no-untyped-def]
         is_pair = left[node] >= 0
         leaves = (left[node], right[node]) if is_pair else (node, node)
         n_leaves = 2 if is_pair else 1
-        for m in range(n_leaves):
-            h0 = hist_start[leaves[m]]
-            _leaf_shares(hist, h0, d, sums, popcount, w_pos, w_neg, lose[m], gain[m], cut[m])
         flip = (1 << slot[node]) if is_pair else 0  # the right leaf's failed set: f ^ flip
+        h0 = hist_start[leaves[0]]
+        for m in range(n_leaves):
+            _leaf_shares(
+                hist, h0, flip if m == 1 else 0, d, sums, popcount, w_pos, w_neg,
+                lose[m], gain[m], cut[m],
+            )  # fmt: skip
         base = start[node]
         for k in range(unit_lo[i], unit_hi[i]):
             for f in range(size):

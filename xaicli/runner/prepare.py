@@ -32,7 +32,7 @@ from xaicli.models.adapter import (
 )
 from xaicli.models.codec import FeatureCodec
 from xaicli.models.loader import ModelSource, load_model, model_exits_as, model_fingerprint
-from xaicli.runner.choose import choose_shap_algorithm
+from xaicli.runner.choose import choose_shap_algorithm, may_choose_tree
 from xaicli.runner.plan import RunPlan
 from xaicli.runner.scan import (
     check_text_values,
@@ -131,7 +131,7 @@ def _prepare(config: ExplainConfig) -> Prepared:
         else "sample of the data",
         "background_size": background_size,
         "background_weights": config.inputs.background_weights,
-        **_tree_facts(structure if algorithm == "tree" else None),
+        **_tree_facts(structure),
     }
     return Prepared(
         plan,
@@ -335,13 +335,8 @@ def _background_size(config: ExplainConfig, model: Any) -> int:
     """--background-size, or its default: larger for TreeSHAP on a tree model."""
     if config.inputs.background_size is not None:
         return config.inputs.background_size
-    from xaicli.models.trees import may_run_tree_shap
-
-    tree = config.compute.method in ("auto", "shap") and config.compute.algorithm in (
-        "auto",
-        "tree",
-    )
-    if tree and may_run_tree_shap(model, config.inputs.output):
+    compute = config.compute
+    if may_choose_tree(compute.method, compute.algorithm, model, config.inputs.output):
         return TREE_BACKGROUND_SIZE
     return DEFAULT_BACKGROUND_SIZE
 
@@ -439,7 +434,7 @@ def _choose_algorithm(config, method, model, probe, output, background, notes, w
         any(probe.categorical),
         probe.model_input(background),
     )
-    if choice.algorithm != "tree":
+    if weights is not None and not choice.takes_weights:
         _refuse_weights(config, f"SHAP algorithm {choice.algorithm}")
     structure = model_structure(
         choice, model, probe, output, background, weights=weights, n_rows=n_rows
