@@ -249,3 +249,22 @@ def test_cli_refuses_weights_that_are_all_zero_or_missing(case, tmp_path):
         )
         assert result.exit_code == 2, result.stderr
         assert "every weight is 0" in result.stderr or "missing or infinite" in result.stderr
+
+
+def test_cli_weights_from_the_data_when_the_background_is_sampled(case, tmp_path):
+    folder, model, frame, _ = case
+    data = tmp_path / "weighted.parquet"
+    frame.iloc[:200].assign(w=np.arange(200) % 3).to_parquet(data)
+    out = tmp_path / "out.parquet"
+    result = run_cli(
+        "explain", "--model", folder / "gbr.joblib", "--data", data, "--out", out,
+        "--n-jobs", "1", "--background-weights", "w",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    table = pd.read_parquet(out)
+    features = ["a", "b", "c", "d"]
+    weights = (np.arange(200) % 3).astype(float)  # every row is in the 200-row background
+    expected_base = weights @ model.predict(frame.iloc[:200][features]) / weights.sum()
+    np.testing.assert_allclose(table["base_value"].to_numpy(), expected_base, rtol=1e-12)
+    manifest = _manifest(out)
+    assert manifest["background_rows"] == 200 and manifest["background_weights"] == "w"
