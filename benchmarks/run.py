@@ -26,6 +26,7 @@ from benchmarks import (
     cases_scale,
     cases_shap,
     cases_tree,
+    cases_tree_engine,
     report,
 )
 from benchmarks.common import Row, Sizes, Workspace
@@ -35,13 +36,14 @@ CASES = [
     *cases_shap.CASES,
     *cases_tree.CASES,
     *cases_boosters.CASES,
+    *cases_tree_engine.CASES,
     *cases_lime.CASES,
     *cases_ig.CASES,
     *cases_scale.CASES,
 ]
 PACKAGES = (
     "xaicli", "numpy", "pandas", "pyarrow", "scikit-learn", "numba", "joblib", "shap", "lime",
-    "xgboost", "lightgbm",
+    "xgboost", "lightgbm", "woodelf-explainer",
 )  # fmt: skip
 
 

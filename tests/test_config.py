@@ -126,6 +126,7 @@ def _valid_value(field: str, tmp_path: Path) -> object:
         "data": str(tmp_path / "d.parquet"),
         "out": str(tmp_path / "o.csv"),
         "background": str(tmp_path / "b.parquet"),
+        "background_weights": "w",
         "manifest": str(tmp_path / "o.json"),
         "baseline": "median",
         "scheduler": "tcp://127.0.0.1:8786",

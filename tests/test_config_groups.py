@@ -16,7 +16,8 @@ from xaicli.methods import registry
 # the manifest's ``parameters`` keys, in their order: an interface, pinned here
 PARAMETER_KEYS = (
     "model", "data", "out", "out_format", "features", "id_cols", "method", "algorithm",
-    "output", "classes", "background", "background_size", "n_samples", "kernel_width",
+    "output", "classes", "background", "background_size", "background_weights",
+    "n_samples", "kernel_width",
     "discretize", "num_features", "lime_neighbourhood", "baseline", "steps", "n_jobs",
     "chunk_size", "seed", "layout", "overwrite", "resume", "trust_model", "manifest", "quiet",
     "max_eval_rows", "on_invalid", "backend", "scheduler",

@@ -44,7 +44,8 @@ class Inputs:
     output: OutputKind = "auto"
     classes: tuple[str, ...] = ()
     background: Path | None = None
-    background_size: int = 100
+    background_size: int | None = None  # None: DEFAULT_BACKGROUND_SIZE, or the tree default
+    background_weights: str | None = None  # a column of the background's source
     trust_model: bool = False
 
 
@@ -111,6 +112,7 @@ FIELD_NAMES = (
     "classes",
     "background",
     "background_size",
+    "background_weights",
     "n_samples",
     "kernel_width",
     "discretize",

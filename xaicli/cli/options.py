@@ -86,7 +86,20 @@ Background = Annotated[
     ),
 ]
 BackgroundSize = Annotated[
-    int, Opt(help="Rows sampled from the data as background when no --background.")
+    int | None,
+    Opt(
+        help="Rows sampled from the data as background when no --background. Default: 1000 "
+        "for TreeSHAP on a tree model, 100 otherwise.",
+        show_default=False,
+    ),
+]
+BackgroundWeights = Annotated[
+    str | None,
+    Opt(
+        help="TreeSHAP: a column of the background (or of the data, when the background is "
+        "sampled from it) weighting each background row (finite, >= 0, not all 0).",
+        show_default=False,
+    ),
 ]
 NSamples = Annotated[
     int | None,

@@ -23,6 +23,12 @@ more than 32767 nodes, cf. shap issue #3267).
 Instead of looping over Sx and Sz at each leaf, each branching node returns the
 two weighted leaf sums of its sub-traversal, and the player that branched there
 receives them once: the work per pair is proportional to the visited nodes.
+
+This per-pair engine costs rows x background rows. The table engine
+(:mod:`xaicli.methods.shap_tree_tables`) reads the background once, into per-leaf
+tables, and costs per row the same whatever the background size; each tree is given to
+one of them (:func:`prepare_tables`), with the same values to rounding. Background
+weights ``w_b`` (summing to 1) make the game ``v(S) = sum_b w_b f(x_S, z_b,~S)``.
 """
 
 from __future__ import annotations
@@ -36,15 +42,31 @@ from numba import njit
 
 from xaicli.methods.base import Attributions, FloatArray, IntArray, select_outputs
 from xaicli.methods.registry import Block, MethodSpec, NoParams, register
+from xaicli.methods.shap_tree_tables import (
+    ENGINE_PAIRS,
+    ENGINE_TABLES,
+    TreeTables,
+    build_tables,
+    choose_engines,
+    table_values,
+    tree_paths,
+)
 from xaicli.methods.tree_ensemble import TreeEnsemble, route
 
-__all__ = ["interventional_tree_shap"]
+__all__ = ["interventional_tree_shap", "prepare_tables"]
 
 _FREE, _IN_SX, _IN_SZ = 0, 1, 2
 
 
 def interventional_tree_shap(
-    ensemble: TreeEnsemble, X: Any, background: Any, *, groups: Any = None
+    ensemble: TreeEnsemble,
+    X: Any,
+    background: Any,
+    *,
+    groups: Any = None,
+    weights: Any = None,
+    tables: TreeTables | None = None,
+    engine: str = "auto",
 ) -> Attributions:
     """Exact interventional SHAP values of a tree ensemble.
 
@@ -55,51 +77,117 @@ def interventional_tree_shap(
     X : array of shape (n_rows, n_features)
         Rows to explain (``NaN`` = missing, routed as the model routes it).
     background : array of shape (n_background, n_features)
-        Reference rows; the cost is linear in ``n_background``.
+        Reference rows.
     groups : int array of shape (n_features,), optional
         Player of each internal feature column (default: identity). Columns of
         one player are switched between x and z together.
+    weights : array of shape (n_background,), optional
+        The background rows' weights (>= 0, not all 0; default: equal).
+    tables : TreeTables, optional
+        Built by :func:`prepare_tables` for this ensemble, background, groups and
+        weights (once per run); built here when not given.
+    engine : {"auto", "tables", "pairs"}
+        Which engine explains each tree when ``tables`` is not given: chosen per tree
+        from a cost model, or one for all (the values are the same up to rounding).
 
     Returns
     -------
     Attributions
         values (n_rows, n_outputs, n_players); base_values (n_rows, n_outputs),
-        the mean prediction over the background; predictions (n_rows, n_outputs).
+        the weighted mean prediction over the background; predictions (n_rows, n_outputs).
     """
     X = ensemble.prepare(X, name="X")
+    if tables is None:
+        tables = prepare_tables(
+            ensemble, background, groups=groups, weights=weights, n_rows=X.shape[0], engine=engine
+        )
+    background = ensemble.prepare(background, name="background")
+    players, n_players = _players(groups, ensemble.n_features)
+    values = np.zeros((X.shape[0], ensemble.value.shape[1], n_players))
+    pair_trees = np.flatnonzero(tables.engine == ENGINE_PAIRS).astype(np.int64)
+    if pair_trees.size:
+        # a path adds each player at most once, and at most one per split
+        max_players = min(ensemble.max_depth, n_players)
+        w_pos, w_neg = _leaf_weights(max_players)
+        equal = bool((tables.weights == tables.weights[0]).all())
+        # equal weights: sums divided once at the end, as the unweighted game is defined
+        pair_weights = np.ones_like(tables.weights) if equal else tables.weights
+        pair_values = _shap_kernel(
+            X,
+            background,
+            pair_trees,
+            pair_weights,
+            ensemble.roots,
+            ensemble.left,
+            ensemble.right,
+            ensemble.feature,
+            ensemble.threshold,
+            ensemble.missing_left,
+            ensemble.value,
+            ensemble.tree_output,
+            ensemble.split_rule,
+            ensemble.category_bits,
+            players,
+            n_players,
+            max_players + 1,
+            w_pos,
+            w_neg,
+        )
+        if equal:
+            pair_values /= background.shape[0]
+        values += pair_values
+    table_values(ensemble, X, tables, values)
+    return Attributions(
+        values=values,
+        base_values=np.repeat(tables.base[None, :], X.shape[0], axis=0),
+        predictions=ensemble.predict(X),
+    )
+
+
+def prepare_tables(
+    ensemble: TreeEnsemble,
+    background: Any,
+    *,
+    groups: Any = None,
+    weights: Any = None,
+    n_rows: int = 10_000,
+    engine: str = "auto",
+    max_table_mb: float | None = None,
+) -> TreeTables:
+    """What explaining rows against ``background`` needs, built once: each tree's engine
+    (for about ``n_rows`` explained rows), the table engine's tables, the base value.
+    See :func:`interventional_tree_shap` for the parameters."""
     background = ensemble.prepare(background, name="background")
     if background.shape[0] == 0:
         raise ValueError("background must have at least one row, got 0")
-    players, n_players = _players(groups, ensemble.n_features)
-    # a path adds each player at most once, and at most one per split
-    max_players = min(ensemble.max_depth, n_players)
-    w_pos, w_neg = _leaf_weights(max_players)
-    values = _shap_kernel(
-        X,
-        background,
-        ensemble.roots,
-        ensemble.left,
-        ensemble.right,
-        ensemble.feature,
-        ensemble.threshold,
-        ensemble.missing_left,
-        ensemble.value,
-        ensemble.tree_output,
-        ensemble.split_rule,
-        ensemble.category_bits,
-        players,
-        n_players,
-        max_players + 1,
-        w_pos,
-        w_neg,
-    )
-    values /= background.shape[0]
-    base = ensemble.predict(background).mean(axis=0)
-    return Attributions(
-        values=values,
-        base_values=np.repeat(base[None, :], X.shape[0], axis=0),
-        predictions=ensemble.predict(X),
-    )
+    weights = background_weights(weights, background.shape[0])
+    players, _ = _players(groups, ensemble.n_features)
+    paths = tree_paths(ensemble, players)
+    if engine == "auto":
+        engines = choose_engines(
+            ensemble, paths, background.shape[0], n_rows, max_table_mb=max_table_mb
+        )
+    elif engine in ("tables", "pairs"):
+        code = ENGINE_TABLES if engine == "tables" else ENGINE_PAIRS
+        engines = np.full(ensemble.roots.shape[0], code, dtype=np.int8)
+    else:
+        raise ValueError(f"engine must be 'auto', 'tables' or 'pairs', got {engine!r}")
+    return build_tables(ensemble, background, weights, players, paths, engines)
+
+
+def background_weights(weights: Any, n_background: int) -> FloatArray:
+    """The background rows' weights normalised to sum to 1 (equal when None)."""
+    if weights is None:
+        return np.full(n_background, 1.0 / n_background)
+    arr = np.asarray(weights, dtype=np.float64)
+    if arr.shape != (n_background,):
+        raise ValueError(
+            f"weights must have one value per background row ({n_background}), got shape "
+            f"{arr.shape}"
+        )
+    if not np.isfinite(arr).all() or (arr < 0).any() or not arr.sum() > 0:
+        raise ValueError("weights must be finite, >= 0 and not all 0")
+    return arr / arr.sum()
 
 
 def _players(groups: Any, n_features: int) -> tuple[IntArray, int]:
@@ -136,7 +224,7 @@ def _leaf_weights(max_players: int) -> tuple[FloatArray, FloatArray]:
 
 @njit(cache=True)
 def _shap_kernel(  # type: ignore[no-untyped-def]
-    X, background, roots, left, right, feature, threshold, missing_left, value, tree_output,
+    X, background, trees, bg_weight, roots, left, right, feature, threshold, missing_left, value, tree_output,
     split_rule, category_bits, players, n_players, stack_size, w_pos, w_neg,
 ):  # fmt: skip
     # One flat function on purpose: numba increfs/decrefs every array argument of
@@ -154,12 +242,15 @@ def _shap_kernel(  # type: ignore[no-untyped-def]
     acc_neg = np.empty((stack_size, n_outputs))  # ... and of v * w_neg
     res_pos = np.empty(n_outputs)  # the sums of a finished leaf or frame, being passed up
     res_neg = np.empty(n_outputs)
-    for t in range(roots.shape[0]):
+    for t in trees:
         k_lo, k_hi = 0, n_outputs
         if tree_output[t] >= 0:
             k_lo, k_hi = tree_output[t], tree_output[t] + 1
         for i in range(X.shape[0]):
             for j in range(background.shape[0]):
+                w_j = bg_weight[j]
+                if w_j == 0.0:
+                    continue
                 top, start, a, b = -1, roots[t], 0, 0
                 while True:
                     # walk down to a leaf or to a node where x and z part on a free player
@@ -189,7 +280,7 @@ def _shap_kernel(  # type: ignore[no-untyped-def]
                         continue
                     if top < 0:
                         break  # x and z share the leaf: every coalition has the same value
-                    wp, wn = w_pos[a, b], w_neg[a, b]
+                    wp, wn = w_pos[a, b] * w_j, w_neg[a, b] * w_j
                     for k in range(k_lo, k_hi):
                         res_pos[k] = value[node, k] * wp
                         res_neg[k] = value[node, k] * wn
@@ -220,19 +311,20 @@ def _shap_kernel(  # type: ignore[no-untyped-def]
 class TreeRows:
     """A block's rows as the trees see them, built by the runner from the model
     (``xaicli.models.tree_inputs``): the trees, the rows and background in the trees'
-    input space (n_rows, n_inputs), (n_background, n_inputs), and the player of each
-    input column (None: one per column)."""
+    input space (n_rows, n_inputs), (n_background, n_inputs), the player of each
+    input column (None: one per column), and the run's tables (None: built here)."""
 
     ensemble: TreeEnsemble
     rows: FloatArray
     background: FloatArray
     groups: Any = None
+    tables: TreeTables | None = None
 
 
 def _compute_interventional(block: Block) -> Attributions:
     trees: TreeRows = block.aid
     result = interventional_tree_shap(
-        trees.ensemble, trees.rows, trees.background, groups=trees.groups
+        trees.ensemble, trees.rows, trees.background, groups=trees.groups, tables=trees.tables
     )
     return select_outputs(_pad_players(result, block.X.shape[1]), block.output_columns)
 

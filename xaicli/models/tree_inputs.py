@@ -34,6 +34,33 @@ class TreeInputs:
     ensemble: TreeEnsemble
     groups: np.ndarray | None  # internal column -> index in the explained features
     background: np.ndarray  # (n_background, n_internal): the background in the trees' input
+    # xaicli.methods.shap_tree_tables.TreeTables: each tree's engine, the tables, the
+    # background's weights and the base value (see with_tables)
+    tables: Any = None
+
+
+def with_tables(inputs: TreeInputs, weights: np.ndarray | None, n_rows: int) -> TreeInputs:
+    """``inputs`` with TreeSHAP's tables for about ``n_rows`` explained rows, built once
+    per run. A bad ``XAI_TREE_TABLE_MB`` is a usage error."""
+    from dataclasses import replace
+
+    from xaicli.errors import UsageError
+    from xaicli.methods.shap_tree import prepare_tables
+    from xaicli.methods.shap_tree_tables import table_memory_cap
+
+    try:
+        cap = table_memory_cap()
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    tables = prepare_tables(
+        inputs.ensemble,
+        inputs.background,
+        groups=inputs.groups,
+        weights=weights,
+        n_rows=n_rows,
+        max_table_mb=cap,
+    )
+    return replace(inputs, tables=tables)
 
 
 def tree_rows(model: Any, frame: Any) -> np.ndarray:

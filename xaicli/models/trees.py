@@ -34,7 +34,7 @@ from xaicli.models.boosters import booster_family
 from xaicli.models.catboost_trees import extract_catboost_ensemble, is_catboost
 from xaicli.models.tree_builder import category_table
 
-__all__ = ["OUTPUTS", "TreeModelNotSupported", "extract_tree_ensemble"]
+__all__ = ["OUTPUTS", "TreeModelNotSupported", "extract_tree_ensemble", "may_run_tree_shap"]
 
 #: The model outputs a tree ensemble can be asked to reproduce.
 OUTPUTS = ("proba", "decision", "predict")
@@ -104,6 +104,23 @@ def extract_tree_ensemble(model: Any, output: str) -> TreeEnsemble:
         f"{name} is not a supported tree model; supported: DecisionTree, RandomForest, "
         "ExtraTrees, GradientBoosting and HistGradientBoosting regressors and classifiers"
     )
+
+
+def may_run_tree_shap(model: Any, output: str) -> bool:
+    """Whether ``--algorithm auto`` is likely to pick TreeSHAP for this model and
+    ``--output`` (before the output is resolved): a supported tree ensemble, bare or at the
+    end of a Pipeline, and not the probability of a boosted classifier."""
+    final = model.steps[-1][1] if getattr(model, "steps", None) else model
+    boosted = (GradientBoostingClassifier, HistGradientBoostingClassifier)
+    if isinstance(final, boosted):
+        return output == "decision"
+    supported = (
+        *_FORESTS,
+        *_SINGLE_TREES,
+        GradientBoostingRegressor,
+        HistGradientBoostingRegressor,
+    )
+    return isinstance(final, supported)
 
 
 def _require_output(model: Any, output: str, expected: str) -> None:

@@ -21,6 +21,21 @@ class Choice:
     hint: str | None = None
     tree_inputs: Any = None  # for "tree": what deciding built, kept for the run
 
+    @property
+    def takes_weights(self) -> bool:
+        """Whether the algorithm takes background row weights (interventional TreeSHAP)."""
+        return self.algorithm == "tree"
+
+
+def may_choose_tree(method: str, algorithm: str, model: Any, output: str) -> bool:
+    """Whether TreeSHAP is likely to run (before the background is drawn, which deciding
+    needs): --method auto/shap, --algorithm auto/tree, a supported tree model and output."""
+    if method not in ("auto", "shap") or algorithm not in ("auto", "tree"):
+        return False
+    from xaicli.models.trees import may_run_tree_shap
+
+    return may_run_tree_shap(model, output)
+
 
 def choose_shap_algorithm(
     requested: str,

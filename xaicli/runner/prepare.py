@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from xaicli.config import ExplainConfig, resolve_names
 from xaicli.errors import DataError, ModelLoadError, UsageError, XaiError
@@ -33,7 +34,7 @@ from xaicli.models.adapter import (
 from xaicli.models.codec import FeatureCodec
 from xaicli.models.loader import ModelSource, load_model, model_exits_as, model_fingerprint
 from xaicli.models.native_files import check_native_features
-from xaicli.runner.choose import choose_shap_algorithm
+from xaicli.runner.choose import choose_shap_algorithm, may_choose_tree
 from xaicli.runner.plan import RunPlan
 from xaicli.runner.scan import (
     check_text_values,
@@ -46,6 +47,10 @@ from xaicli.runner.structure import model_structure
 from xaicli.runner.validate import InvalidPolicy, invalid_mask, probe_non_finite
 
 BACKGROUND_STREAM = 0xBA5E  # the background sample's random stream, apart from the rows'
+DEFAULT_BACKGROUND_SIZE = 100
+# TreeSHAP's cost per row does not grow with the background (xaicli.methods.shap_tree_tables),
+# so tree models get a larger sample: a closer estimate of the interventional expectation.
+TREE_BACKGROUND_SIZE = 1000
 
 
 @dataclass
@@ -78,15 +83,17 @@ def _prepare(config: ExplainConfig) -> Prepared:
     scan = scan_data(source, features, codec.categorical)  # every value, before any work
     if scan.n_rows == 0:
         raise DataError(f"{config.inputs.data} has no rows")
-    background = codec.encode(_background_table(config, source, features, scan.n_rows))
+    background_size = _background_size(config, model)
+    table, weights = _background_table(config, source, features, scan.n_rows, background_size)
+    background = codec.encode(table)
     notes: list[str] = []
     model_columns = model_feature_names(model)
-    output, probe, invalid, background = _probe_model(
-        config, model, model_columns, features, codec, scan, background, notes
+    output, probe, invalid, background, weights = _probe_model(
+        config, model, model_columns, features, codec, scan, background, weights, notes
     )
     method = "shap" if config.compute.method == "auto" else config.compute.method
     algorithm, structure = _choose_algorithm(
-        config, method, model, probe, output, background, notes
+        config, method, model, probe, output, background, notes, weights, scan.n_rows
     )
     spec = method_spec(method, algorithm)
     params = params_from(spec, config.flat_values())
@@ -124,6 +131,9 @@ def _prepare(config: ExplainConfig) -> Prepared:
         "background_source": str(config.inputs.background)
         if config.inputs.background
         else "sample of the data",
+        "background_size": background_size,
+        "background_weights": config.inputs.background_weights,
+        **_tree_facts(structure),
     }
     return Prepared(
         plan,
@@ -161,14 +171,15 @@ def _load(config: ExplainConfig) -> tuple[ExplainConfig, ModelSource, Any]:
     return config, model_source, model
 
 
-def _probe_model(config, model, model_columns, features, codec, scan, background, notes):
+def _probe_model(config, model, model_columns, features, codec, scan, background, weights, notes):
     """What is explained, the model's adapter, whether it takes NaN/inf, and the
-    background rows it can take and answers finitely."""
+    background rows it can take and answers finitely (with their weights, or None)."""
     output = resolve_output(model, config.inputs.output, config.inputs.classes)
     probe = ModelPredictor(
         model, output, features, codec.categorical, codec.snapshot(), model_columns
     )
-    invalid, background = _drop_invalid_background(probe, background, codec, config, notes)
+    invalid, kept = _drop_invalid_background(probe, background, codec, config, notes)
+    background, weights = background[kept], _kept_weights(weights, kept)
     try:  # the whole background, once: its outputs also decide which rows stay in it
         raw = evaluate_in_blocks(probe.raw, background, max_rows=config.compute.max_eval_rows)
     except XaiError:
@@ -182,8 +193,18 @@ def _probe_model(config, model, model_columns, features, codec, scan, background
     check_text_values(probe, scan, codec, background, config.inputs.data)
     if not output.columns:  # a callable or a regressor: one output per column it returns
         output = columns_output_spec(output.kind, raw.shape[1], config.inputs.classes)
-    background = _drop_non_finite_outputs(raw[:, list(output.columns)], background, notes)
-    return output, probe, invalid, background
+    kept = _drop_non_finite_outputs(raw[:, list(output.columns)], background, notes)
+    background, weights = background[kept], _kept_weights(weights, kept)
+    if weights is not None and not weights.sum() > 0:
+        raise DataError(
+            f"--background-weights {config.inputs.background_weights}: every background row "
+            "the model can take has weight 0; give some of them a positive weight"
+        )
+    return output, probe, invalid, background, weights
+
+
+def _kept_weights(weights: np.ndarray | None, kept: np.ndarray) -> np.ndarray | None:
+    return None if weights is None else weights[kept]
 
 
 def _method_setup(spec, params, codec, invalid, background, features):
@@ -213,7 +234,7 @@ def _resolve_lists(config: ExplainConfig, columns: list[str]) -> ExplainConfig:
 
 
 def _drop_invalid_background(probe, background, codec, config, notes):
-    """Probe whether the model takes NaN/inf, and keep only the background rows it can take.
+    """Probe whether the model takes NaN/inf, and which background rows (a mask) it can take.
     The probe sets every numeric column to NaN (then infinity), so any row will do as its
     template: the one with the fewest missing categories."""
     categorical = codec.categorical_mask
@@ -249,8 +270,7 @@ def _drop_invalid_background(probe, background, codec, config, notes):
         notes.append(
             f"left out {int(bad.sum())} background row(s) with values the model cannot take"
         )
-        background = background[~bad]
-    return invalid, background
+    return invalid, ~bad
 
 
 def _quoted(names: list[str]) -> str:
@@ -260,7 +280,7 @@ def _quoted(names: list[str]) -> str:
 def _drop_non_finite_outputs(
     explained: np.ndarray, background: np.ndarray, notes: list[str]
 ) -> np.ndarray:
-    """Leave out the background rows the model answers with NaN or infinity (explained:
+    """The mask of the background rows to keep: leave out those the model answers with NaN or infinity (explained:
     the model's explained outputs on them): one such row would make every base value NaN."""
     bad = ~np.isfinite(explained).all(axis=1)
     if bad.all():
@@ -278,7 +298,7 @@ def _drop_non_finite_outputs(
             "the model's outputs on the background rows overflow when averaged (values up to "
             f"{np.abs(explained[~bad]).max():.3g}); pass a --background with ordinary values"
         )
-    return background[~bad]
+    return ~bad
 
 
 def _features(config: ExplainConfig, source: TableSource, model: Any) -> tuple[str, ...]:
@@ -314,9 +334,21 @@ def _features(config: ExplainConfig, source: TableSource, model: Any) -> tuple[s
     return features
 
 
+def _background_size(config: ExplainConfig, model: Any) -> int:
+    """--background-size, or its default: larger for TreeSHAP on a tree model."""
+    if config.inputs.background_size is not None:
+        return config.inputs.background_size
+    compute = config.compute
+    if may_choose_tree(compute.method, compute.algorithm, model, config.inputs.output):
+        return TREE_BACKGROUND_SIZE
+    return DEFAULT_BACKGROUND_SIZE
+
+
 def _background_table(
-    config: ExplainConfig, source: TableSource, features: tuple[str, ...], n_rows: int
+    config: ExplainConfig, source: TableSource, features: tuple[str, ...], n_rows: int, size: int
 ):
+    """The background rows' features, and their --background-weights (None without)."""
+    column = config.inputs.background_weights
     if config.inputs.background is not None:
         table_source = open_table(config.inputs.background, what="background")
         missing = [f for f in features if f not in table_source.schema.names]
@@ -324,24 +356,69 @@ def _background_table(
             raise DataError(
                 f"background {config.inputs.background} lacks column(s) {', '.join(missing)}"
             )
-        table_source = table_source.check_columns(features, what="background")
-        table = table_source.take(np.arange(table_source.count_rows()), features)
+        where = f"background {config.inputs.background}"
+        columns = _with_weights(features, column, table_source, where)
+        table_source = table_source.check_columns(columns, what="background")
+        table = table_source.take(np.arange(table_source.count_rows()), columns)
         if table.num_rows == 0:
             raise DataError(f"background {config.inputs.background} has no rows")
-        return table
-    if config.inputs.background_size < 1:
-        raise UsageError(
-            f"--background-size must be at least 1, got {config.inputs.background_size}"
-        )
-    size = min(config.inputs.background_size, n_rows)
+        return table, _background_weights(table, column)
+    if size < 1:
+        raise UsageError(f"--background-size must be at least 1, got {size}")
+    columns = _with_weights(features, column, source, str(config.inputs.data))
+    size = min(size, n_rows)
     rng = np.random.default_rng(
         [config.compute.seed, BACKGROUND_STREAM, 1]
     )  # 3 words: never a row stream
     positions = np.sort(rng.choice(n_rows, size=size, replace=False))
-    return source.take(positions, features)
+    table = source.take(positions, columns)
+    return table, _background_weights(table, column)
 
 
-def _choose_algorithm(config, method, model, probe, output, background, notes):
+def _with_weights(
+    features: tuple[str, ...], column: str | None, source: TableSource, where: str
+) -> list[str]:
+    """The columns to read: the features and the weight column."""
+    if column is None:
+        return list(features)
+    if column not in source.schema.names:
+        raise DataError(
+            f"--background-weights {column!r} is not a column of {where}; it has "
+            f"{', '.join(source.schema.names)}"
+        )
+    return list(features) if column in features else [*features, column]
+
+
+def _background_weights(table: Any, column: str | None) -> np.ndarray | None:
+    """The weight column's values, checked: finite, >= 0, not all 0."""
+    if column is None:
+        return None
+    values = table.column(column)
+    try:
+        weights = values.cast(pa.float64()).to_numpy(zero_copy_only=False)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        raise DataError(
+            f"--background-weights {column!r} must hold numbers, got {values.type}"
+        ) from None
+    what = f"--background-weights {column!r}"
+    bad = ~np.isfinite(weights)
+    if bad.any():
+        raise DataError(
+            f"{what} has a missing or infinite weight (background row {int(np.argmax(bad))}); "
+            "weights must be finite numbers >= 0"
+        )
+    if (weights < 0).any():
+        first = int(np.argmax(weights < 0))
+        raise DataError(
+            f"{what} has a negative weight {weights[first]:g} (background row {first}); "
+            "weights must be >= 0"
+        )
+    if not weights.sum() > 0:
+        raise DataError(f"{what}: every weight is 0; give some background rows a positive weight")
+    return weights
+
+
+def _choose_algorithm(config, method, model, probe, output, background, notes, weights, n_rows):
     """The method's algorithm and what it derives from the model once per run; "" and
     None for a method without algorithms."""
     with_algorithms = sorted({m for m, algorithm in registered() if algorithm})
@@ -350,6 +427,7 @@ def _choose_algorithm(config, method, model, probe, output, background, notes):
             raise UsageError(
                 f"--algorithm applies to --method {', '.join(with_algorithms)}, not {method}"
             )
+        _refuse_weights(config, f"--method {method}")
         return "", None
     choice = choose_shap_algorithm(
         config.compute.algorithm,
@@ -359,11 +437,34 @@ def _choose_algorithm(config, method, model, probe, output, background, notes):
         any(probe.categorical),
         probe.model_input(background),
     )
-    structure = model_structure(choice, model, probe, output, background)
+    if weights is not None and not choice.takes_weights:
+        _refuse_weights(config, f"SHAP algorithm {choice.algorithm}")
+    structure = model_structure(
+        choice, model, probe, output, background, weights=weights, n_rows=n_rows
+    )
     notes.append(f"SHAP algorithm: {choice.algorithm} ({choice.reason})")
     if choice.hint:
         notes.append(choice.hint)
     return choice.algorithm, structure
+
+
+def _refuse_weights(config: ExplainConfig, what: str) -> None:
+    if config.inputs.background_weights is not None:
+        raise UsageError(
+            f"--background-weights applies to interventional TreeSHAP (--algorithm tree, or "
+            f"auto on a tree model), not to {what}; leave it out"
+        )
+
+
+def _tree_facts(structure: Any) -> dict[str, Any]:
+    """For the manifest: how many trees each TreeSHAP engine explained."""
+    tables = getattr(structure, "tables", None)
+    if tables is None:
+        return {}
+    return {
+        "tree_engines": tables.engine_counts(),
+        "tree_table_mb": round(tables.tables.nbytes / 2**20, 1),
+    }
 
 
 def _table_params(

@@ -23,13 +23,21 @@ def model_structure(
     predictor: ModelPredictor,
     output: OutputSpec,
     background: np.ndarray,
+    *,
+    weights: np.ndarray | None = None,
+    n_rows: int = 10_000,
 ) -> Any:
     """The structure of the chosen SHAP algorithm, or None when it needs none.
 
     ``predictor`` decodes the background (B, M, encoded); ``output`` is the explained one.
+    ``weights``: the background rows' weights (TreeSHAP only); ``n_rows``: the rows the
+    run explains, for TreeSHAP's choice of engine per tree.
     """
     if choice.algorithm == "tree":
-        return choice.tree_inputs  # built to choose the algorithm: kept, not rebuilt
+        from xaicli.models.tree_inputs import with_tables
+
+        # built to choose the algorithm: kept, not rebuilt; the tables once, for every chunk
+        return with_tables(choice.tree_inputs, weights, n_rows)
     if method_spec("shap", choice.algorithm).aid != "network":
         return None
     from xaicli.models.network import network_background
@@ -55,7 +63,7 @@ def _tree_rows(plan: RunPlan, model: Any, predictor: ModelPredictor, X: np.ndarr
 
     inputs = structure_of(plan)  # xaicli.models.tree_inputs.TreeInputs, built while planning
     rows = tree_rows(model, predictor.model_input(X))
-    return TreeRows(inputs.ensemble, rows, inputs.background, inputs.groups)
+    return TreeRows(inputs.ensemble, rows, inputs.background, inputs.groups, inputs.tables)
 
 
 def _path_dependent(plan: RunPlan, model: Any, predictor: ModelPredictor, X: np.ndarray) -> Any:
