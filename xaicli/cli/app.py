@@ -13,6 +13,8 @@ from xaicli.cli.console import LogFormat, Reporter
 from xaicli.cli.explain import EXAMPLES, explain
 from xaicli.cli.run import EXAMPLES as RUN_EXAMPLES
 from xaicli.cli.run import run
+from xaicli.cli.summarize import EXAMPLES as SUMMARIZE_EXAMPLES
+from xaicli.cli.summarize import summarize
 
 try:  # recent typer carries its own copy of click
     from typer._click.exceptions import ClickException, NoArgsIsHelpError
@@ -73,6 +75,7 @@ def root(
 
 app.command("explain", cls=Command, epilog=EXAMPLES)(explain)
 app.command("run", cls=Command, epilog=RUN_EXAMPLES)(run)
+app.command("summarize", cls=Command, epilog=SUMMARIZE_EXAMPLES)(summarize)
 
 
 def main() -> None:
