@@ -13,12 +13,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from xaicli.errors import DataError, UsageError
+from xaicli.errors import UsageError
 from xaicli.io.attributions import BATCH_ROWS, AttributionSource
-from xaicli.io.layout import ROW
 from xaicli.report.importance import global_importance
 
 __all__ = ["summarize"]
@@ -78,88 +76,16 @@ def _attribution_columns(source: AttributionSource) -> set[str]:
 def _joined_groups(
     source: AttributionSource, by: str, data: Path, batch_rows: int
 ) -> Iterator[pd.Series]:
-    from xaicli.io.tables import open_table
+    from xaicli.report.join import DataRows
 
     ids = list(source.id_columns)
-    by_position = ids == [ROW]
-    table = open_table(data, what="data", text_columns=[] if by_position else ids)
-    missing = [c for c in ([by] if by_position else [*ids, by]) if c not in table.schema.names]
-    if missing:
+    try:
+        rows = DataRows(data, ids, [by], batch_rows)
+    except UsageError as exc:
+        if f"no column {by!r}" not in str(exc):
+            raise
         raise UsageError(
             f"--by column {by!r} is in neither the attribution table nor --data {data}"
-            if missing == [by]
-            else f"--data {data} lacks the id column {missing[0]!r} of the attribution table; "
-            "pass the data that was explained"
-        )
-    columns = [by] if by_position else list(dict.fromkeys([*ids, by]))
-    rows = _DataRows(table.iter_batches(columns, batch_rows), ids, by, by_position)
+        ) from None
     for batch in source.batches(ids, batch_rows):
-        yield rows.match(_keys(batch, ids, by_position), batch.index)
-
-
-def _keys(frame: pd.DataFrame, ids: list[str], by_position: bool) -> np.ndarray:
-    """One key per row: the position, or the id values as text (CSV reads ids as text)."""
-    if by_position:
-        return frame[ROW].to_numpy(dtype=np.int64)
-    if len(ids) == 1:
-        return frame[ids[0]].astype(str).to_numpy(dtype=object)
-    return frame[ids].astype(str).agg("\x1f".join, axis=1).to_numpy(dtype=object)
-
-
-class _DataRows:
-    """The data's rows in order, with a cursor: each attribution row finds its data row at
-    or after the cursor (several outputs, or features in the long layout, share one)."""
-
-    def __init__(self, batches, ids: list[str], by: str, by_position: bool) -> None:
-        self._batches = iter(batches)
-        self._ids, self._by, self._by_position = ids, by, by_position
-        self._keys = np.empty(0, dtype=object)
-        self._values = np.empty(0, dtype=object)
-        self._offset = 0  # data position of self._keys[0]
-
-    def _more(self) -> bool:
-        batch = next(self._batches, None)
-        if batch is None:
-            return False
-        frame = batch.to_pandas()
-        if self._by_position:
-            keys = np.arange(
-                self._offset + len(self._keys), self._offset + len(self._keys) + len(frame)
-            )
-        else:
-            keys = _keys(frame, self._ids, False)
-        self._keys = np.concatenate([self._keys, keys.astype(object)])
-        self._values = np.concatenate([self._values, frame[self._by].to_numpy(dtype=object)])
-        return True
-
-    def match(self, keys: np.ndarray, index: pd.Index) -> pd.Series:
-        values = np.empty(len(keys), dtype=object)
-        # runs of equal keys: a row's outputs (and features) sit next to each other
-        starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if len(keys) else []
-        cursor = 0
-        for run, start in enumerate(starts):
-            stop = starts[run + 1] if run + 1 < len(starts) else len(keys)
-            key = keys[start]
-            found = self._find(key, cursor)
-            values[start:stop] = self._values[found]
-            cursor = found
-        self._drop(cursor)
-        return pd.Series(values, index=index)
-
-    def _find(self, key: object, cursor: int) -> int:
-        position = cursor
-        while True:
-            while position >= len(self._keys):
-                if not self._more():
-                    raise DataError(
-                        f"row id {key!r} of the attribution table is not in --data (in input "
-                        "order); pass the data that was explained"
-                    )
-            if self._keys[position] == key:
-                return position
-            position += 1
-
-    def _drop(self, cursor: int) -> None:
-        """Forget the data rows before ``cursor``: the attribution rows to come are later."""
-        self._keys, self._values = self._keys[cursor:], self._values[cursor:]
-        self._offset += cursor
+        yield rows.match(batch)[by]
