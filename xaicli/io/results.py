@@ -50,7 +50,11 @@ def write_result(frame: pd.DataFrame, out: str, *, overwrite: bool) -> None:
     if fmt == "csv":
         write_text_atomic(path, frame.to_csv(index=False), replace=overwrite)
     elif fmt == "json":
-        write_text_atomic(path, frame.to_json(orient="records", indent=2) + "\n", replace=overwrite)
+        write_text_atomic(
+            path,
+            frame.to_json(orient="records", indent=2, double_precision=15) + "\n",
+            replace=overwrite,
+        )
     else:
         table = pa.Table.from_pandas(frame, preserve_index=False)
         with TableWriter(out, "parquet", replace=overwrite) as writer:

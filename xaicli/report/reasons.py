@@ -304,8 +304,9 @@ def _values(values: pd.DataFrame | None, units: ReasonUnits, unit: np.ndarray) -
 def format_value(value: Any, digits: int = 4) -> str:
     """An input value for people: numbers to ``digits`` significant digits (never rounding
     away whole digits: 123456.7 -> 123457; very small or large ones in e-notation), text
-    and categories as they are, NaN and None as "missing"."""
-    if value is None or value is pd.NA or value is pd.NaT:
+    and categories as they are, NaN, None and empty text (a CSV's empty field) as
+    "missing"."""
+    if value is None or value is pd.NA or value is pd.NaT or value == "":
         return MISSING
     if isinstance(value, (bool, np.bool_)):
         return str(bool(value))

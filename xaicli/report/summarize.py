@@ -88,4 +88,6 @@ def _joined_groups(
             f"--by column {by!r} is in neither the attribution table nor --data {data}"
         ) from None
     for batch in source.batches(ids, batch_rows):
-        yield rows.match(batch)[by]
+        group = rows.match(batch)[by]
+        # an empty CSV field is read as empty text: missing, as in Parquet
+        yield group.mask(group.astype(object).eq(""), None)
