@@ -248,12 +248,11 @@ def reason_frame(
             frame[f"reason_{k + 1}_text"] = _pick(units.texts, unit)
         frame[f"reason_{k + 1}_value"] = _values(values, units, unit)
         frame[f"reason_{k + 1}_attribution"] = np.where(has, unit_values[rows, safe], np.nan)
-    table = pd.DataFrame(frame, index=pd.RangeIndex(n))
     if spec.text:
-        table[SUMMARY] = _sentences(
-            table, spec.top, n, outputs, predictions, base_values, output_kind, values is not None
+        frame[SUMMARY] = _sentences(
+            frame, spec.top, n, outputs, predictions, base_values, output_kind, values is not None
         )
-    return table
+    return pd.DataFrame(frame, index=pd.RangeIndex(n))
 
 
 def _choose(unit_values: np.ndarray, direction: str, top: int) -> np.ndarray:
@@ -337,7 +336,7 @@ def format_number(value: float, digits: int = 4, *, sign: bool = False) -> str:
 
 
 def _sentences(
-    table: pd.DataFrame,
+    table: dict[str, np.ndarray],
     top: int,
     n: int,
     outputs: Sequence[str] | None,
@@ -346,9 +345,9 @@ def _sentences(
     output_kind: str | None,
     with_values: bool,
 ) -> list[str]:
-    names = [table[f"reason_{k}"].to_numpy() for k in range(1, top + 1)]
-    shown = [table[f"reason_{k}_value"].to_numpy() for k in range(1, top + 1)]
-    amounts = [table[f"reason_{k}_attribution"].to_numpy() for k in range(1, top + 1)]
+    names = [table[f"reason_{k}"] for k in range(1, top + 1)]
+    shown = [table[f"reason_{k}_value"] for k in range(1, top + 1)]
+    amounts = [table[f"reason_{k}_attribution"] for k in range(1, top + 1)]
     out = []
     for i in range(n):
         prediction = None if predictions is None else float(predictions[i])
