@@ -147,7 +147,7 @@ def test_a_long_table_gets_the_same_reasons_as_the_wide_one(tmp_path):
     assert (
         run_cli("explain", *common, "--out", tmp_path / "l.csv", "--layout", "long").exit_code == 0
     )
-    reasons = ["--data", PENGUINS, "--top", "3", "--batch-rows", "50"]
+    reasons = ["--data", PENGUINS, "--top", "3", "--batch-rows", "400"]
     wide = run_cli("reasons", tmp_path / "w.parquet", *reasons, "--out", tmp_path / "rw.csv")
     long = run_cli("reasons", tmp_path / "l.csv", *reasons, "--out", tmp_path / "rl.csv")
     assert wide.exit_code == 0 and long.exit_code == 0, wide.stderr + long.stderr

@@ -101,8 +101,7 @@ def _wide_batches(source: AttributionSource, batch_rows: int) -> Iterator[pd.Dat
     pending = pd.DataFrame()
     for batch in source.batches([*ids, "output", "feature", "attribution"], batch_rows):
         batch = pd.concat([pending, batch], ignore_index=True) if len(pending) else batch
-        keys = batch[[*ids, "output"]].astype(str).agg("\x1f".join, axis=1).to_numpy()
-        start = _run_start(keys)
+        start = _last_run_start(batch, [*ids, "output"])
         pending, ready = batch.iloc[start:], batch.iloc[:start]
         if len(ready):
             yield _pivot(ready, ids, source.features, base_values)
@@ -110,9 +109,13 @@ def _wide_batches(source: AttributionSource, batch_rows: int) -> Iterator[pd.Dat
         yield _pivot(pending, ids, source.features, base_values)
 
 
-def _run_start(keys: np.ndarray) -> int:
-    """Where the last run of equal keys starts."""
-    different = np.flatnonzero(keys != keys[-1])
+def _last_run_start(batch: pd.DataFrame, keys: list[str]) -> int:
+    """Where the rows of the batch's last input row and output start."""
+    same = np.ones(len(batch), dtype=bool)
+    for key in keys:
+        column = batch[key].astype(str).to_numpy()
+        same &= column == column[-1]
+    different = np.flatnonzero(~same)
     return int(different[-1]) + 1 if len(different) else 0
 
 
