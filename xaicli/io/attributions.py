@@ -176,7 +176,11 @@ def _file_batches(
             text = {c: t for c, t in text.items() if c in columns}
         yield from pd.read_csv(path, dtype=text, usecols=columns, chunksize=batch_rows)
         return
-    for record_batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows, columns=columns):
+    # no pre-buffering or read-ahead threads: memory stays at about one row group
+    batches = pq.ParquetFile(path, pre_buffer=False).iter_batches(
+        batch_size=batch_rows, columns=columns, use_threads=False
+    )
+    for record_batch in batches:
         yield record_batch.to_pandas()
 
 

@@ -53,7 +53,9 @@ class DataRows:
         keys = row_keys(batch, self.ids, self.by_position)
         positions = np.empty(len(keys), dtype=np.int64)
         # runs of equal keys: a row's outputs (and features) sit next to each other
-        starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if len(keys) else []
+        starts = (
+            np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if len(keys) else np.empty(0, int)
+        )
         cursor = 0
         for run, start in enumerate(starts):
             stop = starts[run + 1] if run + 1 < len(starts) else len(keys)
