@@ -295,6 +295,10 @@ def test_a_job_file_takes_the_reason_options(tmp_path):
     assert "bill" in set(frame["reason_1"])
     again = run_cli("run", job)  # resumable: the finished output is this very run's
     assert again.exit_code == 0 and "already complete" in again.stderr
+    # other groups make other reasons: the output is no longer this run's to skip
+    groups.write_text('[[group]]\nname = "bill"\nfeatures = ["bill_length_mm"]\n')
+    changed = run_cli("run", job)
+    assert changed.exit_code == 2 and "exists from another run" in changed.stderr
 
 
 def test_killed_run_with_reasons_resumes_to_the_uninterrupted_table(tmp_path, regression_case):

@@ -10,7 +10,7 @@ import typer
 from xaicli.cli import options as o
 from xaicli.cli.console import DEFAULT_LOG_FORMAT, Reporter
 from xaicli.cli.guard import guarded
-from xaicli.cli.summarize import Attributions, BatchRows
+from xaicli.cli.summarize import Attributions, BatchRows, ReplaceOut
 from xaicli.config import REASON_DIRECTIONS
 from xaicli.errors import UsageError
 from xaicli.io.attributions import BATCH_ROWS
@@ -34,6 +34,9 @@ ReasonsData = Annotated[
     ),
 ]
 Top = Annotated[int, typer.Option(help="Reasons per row and output.")]
+Text = Annotated[
+    bool, typer.Option("--text", help="Add a 'summary' column: one plain sentence per row.")
+]
 ReasonsOut = Annotated[
     str,
     typer.Option(help="Output .parquet or .csv, or - for CSV on stdout."),
@@ -46,9 +49,9 @@ def reasons(
     top: Top = 4,
     reason_direction: o.ReasonDirection = "both",
     reason_groups: o.ReasonGroups = None,
-    reason_text: o.Text = False,
+    reason_text: Text = False,
     out: ReasonsOut = "-",
-    overwrite: o.Overwrite = False,
+    overwrite: ReplaceOut = False,
     batch_rows: BatchRows = BATCH_ROWS,
     log_format: o.LogFormat = DEFAULT_LOG_FORMAT,
     debug: o.Debug = False,

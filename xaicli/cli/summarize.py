@@ -64,6 +64,7 @@ Top = Annotated[
     ),
 ]
 BatchRows = Annotated[int, typer.Option(hidden=True, help="Rows read at a time.")]
+ReplaceOut = Annotated[bool, typer.Option("--overwrite", help="Replace an existing --out file.")]
 
 
 def summarize(
@@ -72,7 +73,7 @@ def summarize(
     data: SummaryData = None,
     out: SummaryOut = None,
     top: Top = None,
-    overwrite: o.Overwrite = False,
+    overwrite: ReplaceOut = False,
     batch_rows: BatchRows = BATCH_ROWS,
     log_format: o.LogFormat = DEFAULT_LOG_FORMAT,
     debug: o.Debug = False,

@@ -309,6 +309,9 @@ _NEUTRAL = {"n_jobs", "quiet", "overwrite", "resume", "manifest", "backend", "sc
 def _fingerprint(prepared: Prepared, config: ExplainConfig) -> dict[str, Any]:
     parameters = {k: v for k, v in config.parameters().items() if k not in _NEUTRAL}
     parameters["chunk_size"] = effective_chunk_size(config.execution.chunk_size, prepared.n_rows)
+    if config.destination.reason_groups is not None:
+        # the groups shape the reason columns: an edited file is another run
+        parameters["reason_groups_content"] = data_fingerprint((config.destination.reason_groups,))
     return {
         "tool_version": __version__,
         "model_sha256": prepared.facts["model_sha256"],
