@@ -5,6 +5,7 @@ by hand: ties, directions, groups, categorical and missing values), and `xai exp
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -328,11 +329,10 @@ def test_killed_run_with_reasons_resumes_to_the_uninterrupted_table(tmp_path, re
         if work.exists() and len(list(work.glob("chunk-*.parquet"))) >= 3:
             break
         time.sleep(0.02)
-    if proc.poll() is None:
-        import os
-
-        os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+    assert work.exists() and not out.exists()
     result = run_cli(*args, "--out", out, "--resume", "--n-jobs", "2")
     assert result.exit_code == 0, result.stderr
     pd.testing.assert_frame_equal(

@@ -206,3 +206,16 @@ def test_a_file_that_is_not_an_attribution_table_is_refused(fair):
     result = run_cli("summarize", fair["folder"] / "fair.parquet")
     assert result.exit_code == 2 and result.stderr.count("\n") == 1
     assert "is not an attribution table" in result.stderr
+
+
+def test_on_a_terminal_the_summary_is_a_table_per_output(fair, tmp_path, monkeypatch):
+    table = tmp_path / "attributions.parquet"
+    _explain(fair, table, id_cols=["person"])
+    monkeypatch.setattr("xaicli.cli.summarize.on_terminal", lambda: True)
+    result = run_cli("summarize", table, "--top", "2")
+    assert result.exit_code == 0, result.stderr
+    assert "attributions.parquet: output prediction (499 rows)" in result.stdout
+    assert "mean_abs" in result.stdout and "count,mean_abs" not in result.stdout
+    expected = _pandas_summary(table, fair["data"]).sort_values("rank")["feature"].head(2)
+    for feature in expected:
+        assert feature in result.stdout

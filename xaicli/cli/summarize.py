@@ -94,12 +94,17 @@ def summarize(
             check_result_destination(out, overwrite=overwrite)
         source = open_attributions(attributions)
         table = summarize_table(source, by=by, data=data, top=top, batch_rows=batch_rows)
-        if out is None and sys.stdout.isatty():
+        if out is None and on_terminal():
             print_table(table, source.path)
         else:
             write_result(table, out or "-", overwrite=overwrite)
 
     guarded(debug, run, reporter)
+
+
+def on_terminal() -> bool:
+    """stdout is a terminal (a person reads it), not a pipe or a file (a program does)."""
+    return sys.stdout.isatty()
 
 
 def print_table(table: pd.DataFrame, path: Path) -> None:
