@@ -31,8 +31,8 @@ def reason_tables(
     data: Path | None = None,
     batch_rows: int = BATCH_ROWS,
 ) -> Iterator[pa.Table]:
-    """Tables of the reason columns of ``source``, ``batch_rows`` input rows at a time (the
-    first is read before any row is written, so bad groups or data fail early)."""
+    """Tables of the reason columns of ``source``, ``batch_rows`` input rows at a time.
+    Lazy: the groups and the data are checked when the first table is asked for."""
     units = reason_units(source.features, spec.groups)
     rows = _data_rows(source, data, batch_rows)
     schema = _schema(source, spec, units)
