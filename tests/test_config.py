@@ -62,6 +62,7 @@ def test_choices_are_the_literal_types_of_the_fields():
         "lime_neighbourhood",
         "layout",
         "on_invalid",
+        "reason_direction",
         "backend",
     }
     assert CHOICES["method"] == ("auto", "shap", "lime", "ig", "saliency")
@@ -119,6 +120,8 @@ def test_a_job_file_takes_exactly_the_configuration_keys(tmp_path):
 
 
 def _valid_value(field: str, tmp_path: Path) -> object:
+    if field == "layout":  # reasons (given too) belong to the wide layout
+        return "wide"
     if field in CHOICES:
         return CHOICES[field][-1]
     special = {
@@ -128,6 +131,7 @@ def _valid_value(field: str, tmp_path: Path) -> object:
         "background": str(tmp_path / "b.parquet"),
         "background_weights": "w",
         "manifest": str(tmp_path / "o.json"),
+        "reason_groups": str(tmp_path / "groups.toml"),
         "baseline": "median",
         "scheduler": "tcp://127.0.0.1:8786",
         "n_jobs": 2,

@@ -22,6 +22,7 @@ FileFormat = Literal["parquet", "csv"]
 Backend = Literal["loky", "dask"]
 OnInvalid = Literal["error", "skip"]
 LimeNeighbourhood = Literal["shared", "per-row"]
+ReasonDirection = Literal["both", "up", "down"]
 
 METHODS: tuple[str, ...] = get_args(Method)
 SHAP_ALGORITHMS: tuple[str, ...] = get_args(Algorithm)
@@ -31,6 +32,7 @@ FORMATS: tuple[str, ...] = get_args(FileFormat)
 BACKENDS: tuple[str, ...] = get_args(Backend)
 ON_INVALID: tuple[str, ...] = get_args(OnInvalid)
 LIME_NEIGHBOURHOODS: tuple[str, ...] = get_args(LimeNeighbourhood)
+REASON_DIRECTIONS: tuple[str, ...] = get_args(ReasonDirection)
 
 
 @dataclass(frozen=True)
@@ -69,11 +71,16 @@ class Compute:
 
 @dataclass(frozen=True)
 class Destination:
-    """Where to write: the output table, its shape, the manifest, and what may be replaced."""
+    """Where to write: the output table, its shape (and its reason columns), the manifest,
+    and what may be replaced."""
 
     out: str  # a path, or "-" for stdout
     out_format: FileFormat = "parquet"
     layout: Layout = "wide"
+    reasons: int | None = None  # K reason columns per row (wide layout), or none
+    reason_direction: ReasonDirection = "both"
+    reason_groups: Path | None = None  # a TOML file of named groups of features
+    reason_text: bool = False  # a ``summary`` sentence per row
     manifest: Path | None = None
     overwrite: bool = False
     resume: bool = False
@@ -133,6 +140,10 @@ FIELD_NAMES = (
     "on_invalid",
     "backend",
     "scheduler",
+    "reasons",
+    "reason_direction",
+    "reason_groups",
+    "reason_text",
 )
 # field -> the ExplainConfig attribute of its group
 GROUP_OF: dict[str, str] = {f.name: group for group, cls in GROUPS.items() for f in fields(cls)}
@@ -194,7 +205,7 @@ _FIELDS = {f.name: f for cls in GROUPS.values() for f in fields(cls)}
 DEFAULTS: dict[str, Any] = {
     name: _FIELDS[name].default for name in FIELD_NAMES if _FIELDS[name].default is not MISSING
 }
-PATH_KEYS = ("model", "data", "out", "background", "manifest", "baseline")
+PATH_KEYS = ("model", "data", "out", "background", "manifest", "baseline", "reason_groups")
 
 ValueKind = Literal["list", "bool", "int", "float", "str"]
 
@@ -249,6 +260,7 @@ def build_config(values: dict[str, Any], *, name: Callable[[str], str]) -> Expla
         ("background_size", 1),
         ("max_eval_rows", 1),
         ("num_features", 1),
+        ("reasons", 1),
     ):
         if key in v and v[key] < least:
             raise UsageError(f"{name(key)} must be at least {least}; got {v[key]}")
@@ -262,10 +274,11 @@ def build_config(values: dict[str, Any], *, name: Callable[[str], str]) -> Expla
         )
     if v.get("backend") == "dask" and not v.get("scheduler"):
         raise UsageError(f"{name('backend')} dask needs {name('scheduler')} ADDRESS")
+    _check_reasons(v, name)
     data = Path(v["data"])
     out, out_format = _output(v.get("out"), data, v.get("out_format"), name)
     v.update(data=data, out=out, out_format=out_format, model=str(v["model"]))
-    for key in ("background", "manifest"):
+    for key in ("background", "manifest", "reason_groups"):
         if key in v:
             v[key] = Path(v[key])
     for key in ("features", "id_cols", "classes"):
@@ -274,6 +287,20 @@ def build_config(values: dict[str, Any], *, name: Callable[[str], str]) -> Expla
     if "features" in v and not v["features"]:
         del v["features"]
     return ExplainConfig.from_values(**v)
+
+
+def _check_reasons(v: dict[str, Any], name: Callable[[str], str]) -> None:
+    """Reason columns belong to the wide layout; their options need ``--reasons K``."""
+    if "reasons" not in v:
+        for key in ("reason_groups", "reason_text"):
+            if v.get(key):
+                raise UsageError(f"{name(key)} needs {name('reasons')} K")
+        return
+    if v.get("layout") == "long":
+        raise UsageError(
+            f"{name('reasons')} adds columns to the wide layout; drop {name('layout')} long, or "
+            "run 'xai reasons' on the long table afterwards"
+        )
 
 
 def method_choices() -> tuple[str, ...]:

@@ -11,8 +11,12 @@ from typer.core import TyperCommand, TyperGroup
 from xaicli import __version__
 from xaicli.cli.console import LogFormat, Reporter
 from xaicli.cli.explain import EXAMPLES, explain
+from xaicli.cli.reasons import EXAMPLES as REASONS_EXAMPLES
+from xaicli.cli.reasons import reasons
 from xaicli.cli.run import EXAMPLES as RUN_EXAMPLES
 from xaicli.cli.run import run
+from xaicli.cli.summarize import EXAMPLES as SUMMARIZE_EXAMPLES
+from xaicli.cli.summarize import summarize
 
 try:  # recent typer carries its own copy of click
     from typer._click.exceptions import ClickException, NoArgsIsHelpError
@@ -73,6 +77,8 @@ def root(
 
 app.command("explain", cls=Command, epilog=EXAMPLES)(explain)
 app.command("run", cls=Command, epilog=RUN_EXAMPLES)(run)
+app.command("summarize", cls=Command, epilog=SUMMARIZE_EXAMPLES)(summarize)
+app.command("reasons", cls=Command, epilog=REASONS_EXAMPLES)(reasons)
 
 
 def main() -> None:

@@ -17,11 +17,18 @@ EXAMPLES = """\
 
   xai explain --model pipe.skops --data day/ --out attributions.csv --method lime --seed 7
 
+  xai explain --model model.joblib --data loans.parquet --reasons 4 --reason-direction down --text
+
   xai explain --model mymodels.py:score --data rows.csv --features age,income --n-jobs 2
 """
 
 # how each configuration key is written on the command line, for messages
-OPTION_NAMES = {"out_format": "--format", "id_cols": "--id-col", "classes": "--class"}
+OPTION_NAMES = {
+    "out_format": "--format",
+    "id_cols": "--id-col",
+    "classes": "--class",
+    "reason_text": "--text",
+}
 
 
 def option_name(key: str) -> str:
@@ -57,6 +64,10 @@ def explain(
     chunk_size: o.ChunkSize = D["chunk_size"],
     seed: o.Seed = D["seed"],
     layout: o.Layout = D["layout"],
+    reasons: o.Reasons = None,
+    reason_direction: o.ReasonDirection = D["reason_direction"],
+    reason_groups: o.ReasonGroups = None,
+    reason_text: o.Text = D["reason_text"],
     out_format: o.Format = None,
     manifest: o.Manifest = None,
     overwrite: o.Overwrite = D["overwrite"],
@@ -99,6 +110,10 @@ def explain(
         "chunk_size": chunk_size,
         "seed": seed,
         "layout": layout,
+        "reasons": reasons,
+        "reason_direction": reason_direction,
+        "reason_groups": reason_groups,
+        "reason_text": reason_text,
         "overwrite": overwrite,
         "resume": resume,
         "trust_model": trust_model,

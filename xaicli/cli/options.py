@@ -138,6 +138,32 @@ ChunkSize = Annotated[
 ]
 Seed = Annotated[int, Opt(help="Seed of every random choice; same seed, same table.")]
 Layout = Annotated[str, Opt(help="wide (a column per feature) | long (a row per feature).")]
+Reasons = Annotated[
+    int | None,
+    Opt(
+        help="Add the K top reasons per row: reason_k (feature or group), reason_k_value (the "
+        "row's input value), reason_k_attribution (wide layout).",
+        show_default=False,
+    ),
+]
+ReasonDirection = Annotated[
+    str,
+    Opt(
+        help="Which reasons: both (by |attribution|) | up (what raised the prediction) | down "
+        "(what lowered it, most negative first, as adverse-action reasons)."
+    ),
+]
+ReasonGroups = Annotated[
+    Path | None,
+    Opt(
+        help="TOML file of \\[\\[group]] tables (name, features, optional code and text): "
+        "a group's attributions are summed into one reason.",
+        show_default=False,
+    ),
+]
+Text = Annotated[
+    bool, Opt("--text", help="With --reasons: add a 'summary' column, one plain sentence per row.")
+]
 Format = Annotated[
     str | None,
     Opt("--format", help=f"{_choices(FORMATS)}; overrides --out's extension.", show_default=False),

@@ -18,7 +18,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from xaicli.errors import DataError
-from xaicli.io.layout import FIXED_LONG, FIXED_WIDE, ROW, known_extras
+from xaicli.io.layout import FIXED_LONG, FIXED_WIDE, ROW, known_extras, reason_columns_in
 from xaicli.io.writer import FINAL_KEY, METADATA_KEY
 
 SUFFIXES = (".parquet", ".pq", ".csv")
@@ -38,6 +38,7 @@ class AttributionTable:
     features:       the feature columns (wide) or values of ``feature`` (long), in order.
     id_columns:     the columns that identify input rows (the ``--id-col`` columns, or ``row``).
     extra_columns:  method extras of the wide layout (``score``, ``completeness_error``, ...).
+    reason_columns: the reason columns of the wide layout (``reason_1``, ..., ``summary``), or ().
     base_values:    output -> base value, when every row of that output shares one (SHAP).
     format_version: the table format's version (None for files written before it existed).
     metadata:       the run's full provenance (the manifest), or {}.
@@ -54,6 +55,7 @@ class AttributionTable:
     base_values: dict[str, float] = field(default_factory=dict)
     format_version: int | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    reason_columns: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,7 @@ class AttributionSource:
     extra_columns: tuple[str, ...]
     format_version: int | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    reason_columns: tuple[str, ...] = ()
 
     def batches(
         self, columns: Sequence[str] | None = None, batch_rows: int = BATCH_ROWS
@@ -102,10 +105,14 @@ def open_attributions(path: str | Path) -> AttributionSource:
     extras = tuple(c for c in columns if c in known_extras()) if layout == "wide" else ()
     features: tuple[str, ...]
     outputs: tuple[str, ...]
+    reasons: tuple[str, ...] = ()
     if metadata.get("features"):
         features = tuple(str(f) for f in metadata["features"])
+        if layout == "wide":
+            reasons = reason_columns_in(columns, features)
     elif layout == "wide":
-        taken = set(id_columns) | set(FIXED_WIDE) | set(extras)
+        reasons = reason_columns_in(columns)
+        taken = set(id_columns) | set(FIXED_WIDE) | set(extras) | set(reasons)
         features = tuple(c for c in columns if c not in taken)
     else:
         features = _distinct(files, id_columns, "feature")
@@ -126,6 +133,7 @@ def open_attributions(path: str | Path) -> AttributionSource:
         extra_columns=extras,
         format_version=metadata.get("format_version"),
         metadata=metadata,
+        reason_columns=reasons,
     )
 
 
@@ -146,6 +154,7 @@ def read_attributions(path: str | Path) -> AttributionTable:
         base_values=_base_values(frame, source.layout, source.metadata),
         format_version=source.format_version,
         metadata=source.metadata,
+        reason_columns=source.reason_columns,
     )
 
 
@@ -167,7 +176,11 @@ def _file_batches(
             text = {c: t for c, t in text.items() if c in columns}
         yield from pd.read_csv(path, dtype=text, usecols=columns, chunksize=batch_rows)
         return
-    for record_batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows, columns=columns):
+    # no pre-buffering or read-ahead threads: memory stays at about one row group
+    batches = pq.ParquetFile(path, pre_buffer=False).iter_batches(
+        batch_size=batch_rows, columns=columns, use_threads=False
+    )
+    for record_batch in batches:
         yield record_batch.to_pandas()
 
 

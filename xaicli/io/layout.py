@@ -1,13 +1,15 @@
 """Shape attributions into the output table: the stable interface documented in the README.
 
 wide: id columns (or ``row``), ``output``, ``base_value``, ``prediction``, method extras
-      (e.g. ``completeness_error``), then one column per feature named as the feature.
+      (e.g. ``completeness_error``), the reason columns when asked for (``reason_1``, ...,
+      ``summary``), then one column per feature named as the feature.
 long: id columns (or ``row``), ``output``, ``feature``, ``attribution``, ``rank``.
 One row per input row and explained output (long: and feature), in input order.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -19,9 +21,36 @@ from xaicli.methods.base import Attributions
 ROW = "row"
 #: Version of the table format (columns, their order and meaning, the metadata keys);
 #: raised whenever any of them changes, and recorded in the metadata and the manifest.
-FORMAT_VERSION = 1
+#: 2: the optional reason columns of the wide layout (a table without them is as in 1).
+FORMAT_VERSION = 2
 FIXED_WIDE = ("output", "base_value", "prediction")
 FIXED_LONG = ("output", "feature", "attribution", "rank")
+_REASON_COLUMN = re.compile(r"reason_[1-9][0-9]*(_code|_text|_value|_attribution)?")
+#: The sentence column added with the reasons.
+SUMMARY = "summary"
+
+
+def is_reason_column(name: str) -> bool:
+    """``reason_k``, ``reason_k_code``, ``reason_k_text``, ``reason_k_value``,
+    ``reason_k_attribution`` or ``summary``: the columns reason codes add."""
+    return name == SUMMARY or _REASON_COLUMN.fullmatch(name) is not None
+
+
+def reason_columns_in(columns: Sequence[str], features: Sequence[str] = ()) -> tuple[str, ...]:
+    """The reason columns of a wide table's ``columns``: none unless it has ``reason_1``;
+    a column named as a feature is the feature."""
+    if "reason_1" not in columns:
+        return ()
+    return tuple(c for c in columns if is_reason_column(c) and c not in features)
+
+
+def with_reason_columns(table: pa.Table, reasons: pa.Table, n_features: int) -> pa.Table:
+    """``table`` (wide) with the reason columns inserted before its ``n_features`` feature
+    columns (the last ones)."""
+    position = table.num_columns - n_features
+    for offset, field in enumerate(reasons.schema):
+        table = table.add_column(position + offset, field, reasons.column(field.name))
+    return table
 
 
 def known_extras() -> tuple[str, ...]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from xaicli.io.attributions import AttributionSource
+from xaicli.io.attributions import BATCH_ROWS, AttributionSource
 
 __all__ = ["IMPORTANCE_COLUMNS", "ImportanceAccumulator", "global_importance"]
 
@@ -118,11 +118,16 @@ def _keys(batch: pd.DataFrame, groups: pd.Series | None) -> pd.DataFrame:
 
 
 def global_importance(
-    source: AttributionSource, *, groups: Iterable[pd.Series] | None = None
+    source: AttributionSource,
+    *,
+    groups: Iterable[pd.Series] | None = None,
+    batch_rows: int = BATCH_ROWS,
 ) -> pd.DataFrame:
-    """The importance table of an opened attribution table, in one pass over its batches.
+    """The importance table of an opened attribution table, in one pass over its batches
+    of ``batch_rows`` rows.
 
-    groups: optionally one Series per batch (aligned with it) giving each row's group.
+    groups: optionally one Series per batch (aligned with it) giving each row's group; the
+            table then has a ``group`` column first.
     """
     accumulator = ImportanceAccumulator(source.features)
     group_iter = iter(groups) if groups is not None else None
@@ -132,6 +137,6 @@ def global_importance(
     else:
         columns = ["output", "feature", "attribution"]
         add = accumulator.add_long
-    for batch in source.batches(columns):
+    for batch in source.batches(columns, batch_rows):
         add(batch, next(group_iter) if group_iter is not None else None)
-    return accumulator.result()
+    return accumulator.result("group" if groups is not None else None)

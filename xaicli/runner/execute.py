@@ -32,6 +32,7 @@ from xaicli.runner.compute import (
 )
 from xaicli.runner.plan import RunPlan, shipped_once
 from xaicli.runner.prepare import Prepared
+from xaicli.runner.reasons import ReasonPlan
 from xaicli.runner.validate import invalid_mask, non_finite_rows, refuse
 
 ProgressFn = Callable[[int], None]
@@ -47,6 +48,7 @@ class Chunk:
     categories: tuple[tuple[Any, ...], ...]
     rejected: pa.Table | None = None  # rows the model cannot take: keys and reason
     rejected_rows: np.ndarray | None = None  # their positions
+    raw: pa.Table | None = None  # the rows' input values (for reason columns), never shipped
 
     @property
     def label(self) -> str:
@@ -109,9 +111,10 @@ def _exact_batches(batches: Iterator[pa.RecordBatch], size: int) -> Iterator[pa.
         yield pa.Table.from_batches(pending)
 
 
-def iter_chunks(prepared: Prepared, chunk_size: int) -> Iterator[Chunk]:
+def iter_chunks(prepared: Prepared, chunk_size: int, *, keep_raw: bool = False) -> Iterator[Chunk]:
     """Encoded chunks of ``chunk_size`` input rows, in input order, without the rows the
-    model cannot take (an error, or kept in ``Chunk.rejected`` with ``--on-invalid skip``)."""
+    model cannot take (an error, or kept in ``Chunk.rejected`` with ``--on-invalid skip``);
+    with ``keep_raw``, also the rows' input values as read."""
     plan = prepared.plan
     keys = prepared.key_columns
     columns = list(dict.fromkeys(list(plan.features) + list(keys)))
@@ -127,6 +130,7 @@ def iter_chunks(prepared: Prepared, chunk_size: int) -> Iterator[Chunk]:
             key_table = pa.table({ROW: pa.array(rows, pa.int64())})
         bad, reasons = invalid_mask(X, categorical, prepared.invalid)
         rejected = rejected_rows = None
+        raw = table.select(list(plan.features)) if keep_raw else None
         if bad.any():
             first = int(np.flatnonzero(bad)[0])
             if prepared.invalid.on_invalid == "error":
@@ -140,7 +144,10 @@ def iter_chunks(prepared: Prepared, chunk_size: int) -> Iterator[Chunk]:
             rejected_rows = rows[bad]
             keep = ~bad
             X, rows, key_table = X[keep], rows[keep], key_table.filter(pa.array(keep))
-        yield Chunk(index, rows, X, key_table, prepared.codec.snapshot(), rejected, rejected_rows)
+            raw = raw.filter(pa.array(keep)) if raw is not None else None
+        yield Chunk(
+            index, rows, X, key_table, prepared.codec.snapshot(), rejected, rejected_rows, raw
+        )
         position += table.num_rows
 
 
@@ -152,14 +159,16 @@ def run_chunks(
     skip: Callable[[int], bool] = lambda index: False,
     on_reject: RejectFn | None = None,
     on_result: Callable[[Attributions], None] | None = None,
+    reasons: ReasonPlan | None = None,
 ) -> Iterator[tuple[int, pa.Table | None]]:
     """(chunk index, output table) of every chunk in input order; ``None`` for the chunks
-    ``skip`` names (already committed by an earlier run: read, but not recomputed)."""
+    ``skip`` names (already committed by an earlier run: read, but not recomputed). With
+    ``reasons``, the tables carry the reason columns."""
     plan = prepared.plan
     chunk_size = effective_chunk_size(config.execution.chunk_size, prepared.n_rows)
     # no more workers than chunks: a one-chunk run stays in this process (no pool start-up)
     n_jobs = workers_used(config, prepared.n_rows) or 1
-    chunks = iter_chunks(prepared, chunk_size)
+    chunks = iter_chunks(prepared, chunk_size, keep_raw=reasons is not None)
 
     def tables(results: Iterator[tuple[Chunk, Any]]) -> Iterator[tuple[int, pa.Table | None]]:
         for chunk, result in results:
@@ -169,12 +178,19 @@ def run_chunks(
                 _report_rejects(chunk, on_reject)
                 yield chunk.index, None
                 continue
-            result, keys = _finite_rows_only(chunk, result, config.compute.on_invalid, on_reject)
+            result, keys, keep = _finite_rows_only(
+                chunk, result, config.compute.on_invalid, on_reject
+            )
             if on_result is not None:
                 on_result(result)
             table = attribution_table(
                 result, keys, plan.output.names, plan.features, config.destination.layout
             )
+            if reasons is not None:
+                raw = chunk.raw
+                if raw is not None and keep is not None:
+                    raw = raw.filter(pa.array(keep))
+                table = reasons.add(table, result, raw)
             yield chunk.index, table
 
     remember_model(plan.model_key, prepared.model)
@@ -225,14 +241,14 @@ def run_chunks(
 
 def _finite_rows_only(
     chunk: Chunk, result: Attributions, on_invalid: str, on_reject: RejectFn | None
-) -> tuple[Attributions, pa.Table]:
+) -> tuple[Attributions, pa.Table, np.ndarray | None]:
     """The chunk's results and keys without rows the model answered NaN or infinity on:
     a runtime failure naming them, or (``--on-invalid skip``) rejected with the reason.
-    NaN never reaches the output table."""
+    NaN never reaches the output table. The third item: the rows kept, None for all."""
     bad, reasons = non_finite_rows(result)
     if not bad.any():
         _report_rejects(chunk, on_reject)
-        return result, chunk.keys
+        return result, chunk.keys, None
     if on_invalid == "error":
         raise _model_failure(chunk, bad, reasons)
     keys = chunk.keys.filter(pa.array(bad))
@@ -246,7 +262,7 @@ def _finite_rows_only(
         predictions=result.predictions[keep],
         extras={name: extra[keep] for name, extra in result.extras.items()},
     )
-    return kept, chunk.keys.filter(pa.array(keep))
+    return kept, chunk.keys.filter(pa.array(keep)), keep
 
 
 def _report_rejects(

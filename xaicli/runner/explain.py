@@ -35,6 +35,7 @@ from xaicli.runner.execute import (
     workers_used,
 )
 from xaicli.runner.prepare import Prepared, prepare
+from xaicli.runner.reasons import ReasonPlan, plan_reasons
 from xaicli.runner.signals import Terminated, terminate_as_exception
 
 NoteFn = Callable[[str], None]
@@ -115,6 +116,7 @@ def _run(
     with np.errstate(all="ignore"):  # extreme values overflow in background statistics
         prepared = prepare(config)
     config = prepared.config
+    reasons = plan_reasons(config, prepared.plan.features, prepared.plan.output.kind)
     if on_prepared is not None:
         on_prepared(config)
     # reads every byte of the data files: once per run, and only when writing to a file
@@ -146,6 +148,7 @@ def _run(
         base_values=SharedBaseValues(),
         on_progress=progress(prepared.n_rows) if progress is not None else None,
         on_note=on_note,
+        reasons=reasons,
     )
     with terminate_as_exception():
         try:
@@ -179,6 +182,7 @@ class _Run:
     base_values: SharedBaseValues
     on_progress: Callable[[int], None] | None
     on_note: NoteFn | None
+    reasons: ReasonPlan | None = None
 
 
 def _check_replaceable(config: ExplainConfig, finished: bool) -> bool:
@@ -238,6 +242,7 @@ def _compute_and_write(run: _Run) -> int:
                 skip=done.__contains__,
                 on_reject=run.rejects.add,
                 on_result=run.base_values.observe,
+                reasons=run.reasons,
             )
             for index, table in chunks:
                 if store is not None:
@@ -277,7 +282,7 @@ def _publish(run: _Run, writer: TableWriter) -> None:
             "wall_time_s": round(run.timer.elapsed, 3),
             **run.base_values.facts(run.prepared.plan.output.names),
         },
-        _empty_schema(run.prepared, run.config),
+        _empty_schema(run.prepared, run.config, run.reasons),
     )
     _write_companions(run, writer.rows_written)
     writer.publish()
@@ -304,6 +309,9 @@ _NEUTRAL = {"n_jobs", "quiet", "overwrite", "resume", "manifest", "backend", "sc
 def _fingerprint(prepared: Prepared, config: ExplainConfig) -> dict[str, Any]:
     parameters = {k: v for k, v in config.parameters().items() if k not in _NEUTRAL}
     parameters["chunk_size"] = effective_chunk_size(config.execution.chunk_size, prepared.n_rows)
+    if config.destination.reason_groups is not None:
+        # the groups shape the reason columns: an edited file is another run
+        parameters["reason_groups_content"] = data_fingerprint((config.destination.reason_groups,))
     return {
         "tool_version": __version__,
         "model_sha256": prepared.facts["model_sha256"],
@@ -420,17 +428,20 @@ def _manifest_path(config: ExplainConfig) -> Path | None:
     return Path(config.destination.out + ".manifest.json")
 
 
-def _empty_schema(prepared: Prepared, config: ExplainConfig) -> pa.Schema:
+def _empty_schema(
+    prepared: Prepared, config: ExplainConfig, reasons: ReasonPlan | None = None
+) -> pa.Schema:
     plan = prepared.plan
     key_schema = (
         prepared.source.schema_of(prepared.key_columns)
         if prepared.key_columns
         else pa.schema([("row", pa.int64())])
     )
-    return attribution_table(
+    schema = attribution_table(
         empty_result(plan),
         key_schema.empty_table(),
         plan.output.names,
         plan.features,
         config.destination.layout,
     ).schema
+    return reasons.add_empty(schema, len(plan.features)) if reasons is not None else schema

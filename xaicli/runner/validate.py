@@ -68,7 +68,8 @@ def non_finite_rows(result: Attributions) -> tuple[np.ndarray, list[str]]:
     parts = [result.values, result.base_values, result.predictions, *result.extras.values()]
     finite = np.ones(n, dtype=bool)
     for part in parts:
-        finite &= np.isfinite(np.asarray(part).reshape(n, -1)).all(axis=1)
+        # (n, -1) cannot reshape 0 rows: a chunk whose rows were all rejected has none
+        finite &= np.isfinite(np.asarray(part).reshape(n, -1 if n else 0)).all(axis=1)
     bad = ~finite
     reasons = []
     for i in np.flatnonzero(bad):
