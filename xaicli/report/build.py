@@ -196,7 +196,7 @@ def _draft(
                     f"importance-{slug}",
                     f"Mean |attribution| per feature for {label}, over all {scan.n_rows:,} rows"
                     + (
-                        f"; the {len(features) - options.top} others summed"
+                        f"; {_count(len(features) - options.top, 'other feature')} summed in one bar"
                         if len(features) > options.top
                         else ""
                     ),
@@ -394,6 +394,10 @@ def _atomic_write(path: Path, content: bytes) -> None:
     partial = path.with_name(f".{path.name}.partial")
     partial.write_bytes(content)
     os.replace(partial, path)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
 
 
 def _slug(text: str) -> str:

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from xaicli.errors import DataError
-from xaicli.io.attributions import AttributionSource
+from xaicli.io.attributions import BATCH_ROWS, AttributionSource
 from xaicli.io.layout import ROW
 from xaicli.report.importance import ImportanceAccumulator
 
@@ -169,11 +169,13 @@ def scan_attributions(
     n_sample: int,
     requested: Sequence[str] = (),
     seed: int = 0,
+    batch_rows: int = BATCH_ROWS,
 ) -> ScanResult:
     """Read a wide attribution table once; see the module's docstring.
 
     requested: ids of rows to keep whole (the id column's value as text, or several id
     columns' values joined by '/'; ``row`` positions when the run had no id column).
+    The result does not depend on ``batch_rows``.
     Raises DataError for a requested id that is not in the table.
     """
     if source.layout != "wide":
@@ -193,7 +195,7 @@ def scan_attributions(
     wanted = set(requested)
     found: list[pd.DataFrame] = []
     offset = 0
-    for batch in source.batches(read):
+    for batch in source.batches(read, batch_rows):
         batch.index = pd.RangeIndex(offset, offset + len(batch))
         importance.add_wide(batch)
         units = np.arange(offset, offset + len(batch), dtype=np.int64) // n_outputs
