@@ -4,6 +4,7 @@ no font, no link to anything outside the file (it opens offline and travels by e
 from __future__ import annotations
 
 import base64
+import numbers
 from dataclasses import dataclass, field
 from html import escape
 
@@ -89,11 +90,11 @@ def _table(frame: pd.DataFrame) -> str:
     for record in frame.itertuples(index=False):
         cells = []
         for value in record:
-            if isinstance(value, float):
-                cells.append(f'<td class="num">{value:.4g}</td>')
-            elif isinstance(value, int):
+            if isinstance(value, bool) or not isinstance(value, numbers.Number):
+                cells.append(f"<td>{escape(str(value))}</td>")
+            elif isinstance(value, numbers.Integral):
                 cells.append(f'<td class="num">{value:,}</td>')
             else:
-                cells.append(f"<td>{escape(str(value))}</td>")
+                cells.append(f'<td class="num">{float(value):.4g}</td>')
         rows.append(f"<tr>{''.join(cells)}</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
