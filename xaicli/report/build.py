@@ -13,10 +13,11 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
+from matplotlib.figure import Figure
 
 from xaicli.errors import DataError, UsageError
 from xaicli.io.attributions import AttributionSource, open_attributions
@@ -36,6 +37,8 @@ MAX_REPORT_BYTES = 5_000_000
 DEPENDENCE_FEATURES = 6
 #: Features named in a waterfall before the rest are folded into one bar.
 WATERFALL_FEATURES = 10
+#: Reasons listed per output, the most frequent first.
+MAX_REASONS = 20
 #: Most outputs that get a section: a model with more classes gets the first ones.
 MAX_SECTIONS = 20
 _DPI_STEPS = (100, 72, 50)
@@ -150,140 +153,155 @@ def _data_path(options: ReportOptions, source: AttributionSource) -> Path:
     )
 
 
-@dataclass
+@dataclass(frozen=True)
+class _Heading:
+    text: str
+
+
+@dataclass(frozen=True)
+class _Table:
+    frame: pd.DataFrame
+    collapsed: str | None = None  # the summary line of a folded table
+
+
+@dataclass(frozen=True)
 class _ChartDraft:
-    """A chart not yet encoded: drawn again at a coarser resolution if the page is too big."""
+    """A chart not yet drawn: drawn again at a coarser resolution if the page is too big."""
 
     chart_id: str
     caption: str
     kind: str
-    draw: Callable[[], Any]
+    draw: Callable[[], Figure]
 
 
 @dataclass
 class _Draft:
-    """One output's section: its text and tables in order, with charts to encode."""
+    """One output's section: headings, tables and charts, in order."""
 
     output: str
     title: str
-    parts: list[tuple[str, Any]]
+    parts: list[_Heading | _Table | _ChartDraft]
 
     @property
     def charts(self) -> list[_ChartDraft]:
-        return [p for kind, p in self.parts if kind == "chart"]
+        return [p for p in self.parts if isinstance(p, _ChartDraft)]
 
 
 def _draft(
     source: AttributionSource, scan: ScanResult, values: pd.DataFrame, options: ReportOptions
 ) -> list[_Draft]:
-    outputs = list(source.outputs)[:MAX_SECTIONS]
     multi = len(source.outputs) > 1
-    ids = list(source.id_columns)
     drafts = []
-    for output in outputs:
+    for output in list(source.outputs)[:MAX_SECTIONS]:
         label = f"class {output!r}" if multi else str(output)
-        slug = _slug(output)
-        parts: list[tuple[str, Any]] = []
-        ranked = scan.importance[scan.importance["output"] == output]
-        features = list(ranked["feature"])
-        mean_abs = ranked["mean_abs"].to_numpy()
-        top = features[: options.top]
-        parts.append(("heading", "Global importance"))
-        parts.append(
-            (
-                "chart",
-                _ChartDraft(
-                    f"importance-{slug}",
-                    f"Mean |attribution| per feature for {label}, over all {scan.n_rows:,} rows"
-                    + (
-                        f"; {_count(len(features) - options.top, 'other feature')} summed in one bar"
-                        if len(features) > options.top
-                        else ""
-                    ),
-                    "importance",
-                    lambda f=features, m=mean_abs, t=label: charts.importance_chart(
-                        f, m, top=options.top, title=f"Global importance: {t}"
-                    ),
-                ),
-            )
-        )
-        table = ranked[["rank", "feature", "mean_abs", "mean", "std", "share"]]
-        parts.append(("table", (table, f"Importance of all {len(features)} features")))
-        sample = scan.sample[scan.sample["output"] == output]
-        sample_values = values.loc[row_key(sample, ids)].reset_index(drop=True)
-        sample = sample.reset_index(drop=True)
-        parts.append(("heading", "How each feature's value moves the output"))
-        parts.append(
-            (
-                "chart",
-                _ChartDraft(
-                    f"beeswarm-{slug}",
-                    f"Attribution of the top {len(top)} features for {label}, one point per "
-                    "sampled row, coloured by the feature's value",
-                    "beeswarm",
-                    lambda t=top, s=sample, v=sample_values, lb=label: charts.beeswarm_chart(
-                        t, s, v, title=f"Attributions: {lb}"
-                    ),
-                ),
-            )
-        )
-        dependence = top[:DEPENDENCE_FEATURES]
-        parts.append(
-            (
-                "chart",
-                _ChartDraft(
-                    f"dependence-{slug}",
-                    f"Feature value against attribution for the top {len(dependence)} "
-                    f"features, {label}",
-                    "dependence",
-                    lambda d=dependence, s=sample, v=sample_values, lb=label: (
-                        charts.dependence_chart(d, s, v, title=f"Dependence: {lb}")
-                    ),
-                ),
-            )
-        )
-        parts.append(("heading", "Single rows: from the base value to the prediction"))
-        for name, row in _waterfall_rows(scan, output):
-            key = row_key(row, ids).iloc[0]
-            first = row.iloc[0]
-            parts.append(
-                (
-                    "chart",
-                    _ChartDraft(
-                        f"waterfall-{slug}-{_slug(name)}-{_slug(key)}",
-                        f"{name.capitalize()}: {'/'.join(ids)} {key}, {label}",
-                        "waterfall",
-                        lambda r=first, k=key, n=name, lb=label: charts.waterfall_chart(
-                            float(r["base_value"]),
-                            float(r["prediction"]),
-                            r[list(source.features)].astype(float),
-                            values.loc[k],
-                            top=WATERFALL_FEATURES,
-                            title=f"{n.capitalize()} ({'/'.join(ids)} {k}): {lb}",
-                        ),
-                    ),
-                )
-            )
-        reasons = scan.reasons.get(output)
-        if reasons is not None:
-            parts.append(("heading", "Reason codes"))
-            shown = (
-                reasons.head(20)
-                .assign(share=lambda t: t["any"] / scan.n_rows)
-                .rename(
-                    columns={
-                        "first": "times first reason",
-                        "any": "times among the reasons",
-                        "share": "share of rows",
-                    }
-                )
-            )
-            parts.append(("table", (shown, None)))
-        drafts.append(_Draft(output, f"Output {output}" if not multi else f"Class {output}", parts))
+        parts = [
+            *_importance_parts(scan, output, label, options.top),
+            *_sample_parts(source, scan, values, output, label, options.top),
+            *_waterfall_parts(source, scan, values, output, label),
+            *_reason_parts(scan, output),
+        ]
+        drafts.append(_Draft(output, f"Class {output}" if multi else f"Output {output}", parts))
     return drafts
 
 
+def _ranked(scan: ScanResult, output: str) -> pd.DataFrame:
+    return scan.importance[scan.importance["output"] == output]
+
+
+def _importance_parts(
+    scan: ScanResult, output: str, label: str, top: int
+) -> list[_Heading | _Table | _ChartDraft]:
+    ranked = _ranked(scan, output)
+    features = list(ranked["feature"])
+    caption = f"Mean |attribution| per feature for {label}, over all {scan.n_rows:,} rows"
+    if len(features) > top:
+        caption += f"; {_count(len(features) - top, 'other feature')} summed in one bar"
+    draw = partial(
+        charts.importance_chart,
+        features,
+        ranked["mean_abs"].to_numpy(),
+        top=top,
+        title=f"Global importance: {label}",
+    )
+    table = ranked[["rank", "feature", "mean_abs", "mean", "std", "share"]]
+    return [
+        _Heading("Global importance"),
+        _ChartDraft(f"importance-{_slug(output)}", caption, "importance", draw),
+        _Table(table, f"Importance of all {_count(len(features), 'feature')}"),
+    ]
+
+
+def _sample_parts(
+    source: AttributionSource,
+    scan: ScanResult,
+    values: pd.DataFrame,
+    output: str,
+    label: str,
+    top: int,
+) -> list[_Heading | _Table | _ChartDraft]:
+    features = list(_ranked(scan, output)["feature"])[:top]
+    sample = scan.sample[scan.sample["output"] == output]
+    sample_values = values.loc[row_key(sample, source.id_columns)].reset_index(drop=True)
+    sample = sample.reset_index(drop=True)
+    dependence = features[:DEPENDENCE_FEATURES]
+    return [
+        _Heading("How each feature's value moves the output"),
+        _ChartDraft(
+            f"beeswarm-{_slug(output)}",
+            f"Attribution of the top {_count(len(features), 'feature')} for {label}, one point "
+            "per sampled row, coloured by the feature's value",
+            "beeswarm",
+            partial(
+                charts.beeswarm_chart,
+                features,
+                sample,
+                sample_values,
+                title=f"Attributions: {label}",
+            ),
+        ),
+        _ChartDraft(
+            f"dependence-{_slug(output)}",
+            f"Feature value against attribution for the top {_count(len(dependence), 'feature')}, "
+            f"{label}",
+            "dependence",
+            partial(
+                charts.dependence_chart,
+                dependence,
+                sample,
+                sample_values,
+                title=f"Dependence: {label}",
+            ),
+        ),
+    ]
+
+
+def _waterfall_parts(
+    source: AttributionSource, scan: ScanResult, values: pd.DataFrame, output: str, label: str
+) -> list[_Heading | _Table | _ChartDraft]:
+    ids = "/".join(source.id_columns)
+    parts: list[_Heading | _Table | _ChartDraft] = [
+        _Heading("Single rows: from the base value to the prediction")
+    ]
+    for name, row in _waterfall_rows(scan, output):
+        key = row_key(row, source.id_columns).iloc[0]
+        first = row.iloc[0]
+        draw = partial(
+            charts.waterfall_chart,
+            float(first["base_value"]),
+            float(first["prediction"]),
+            first[list(source.features)].astype(float),
+            values.loc[key],
+            top=WATERFALL_FEATURES,
+            title=f"{name.capitalize()} ({ids} {key}): {label}",
+        )
+        chart_id = f"waterfall-{_slug(output)}-{_slug(name)}-{_slug(key)}"
+        caption = f"{name.capitalize()}: {ids} {key}, {label}"
+        parts.append(_ChartDraft(chart_id, caption, "waterfall", draw))
+    return parts
+
+
 def _waterfall_rows(scan: ScanResult, output: str) -> list[tuple[str, pd.DataFrame]]:
+    """The rows of largest and smallest prediction, then the requested rows."""
     chosen = []
     extremes = scan.extremes.get(output, {})
     for name in ("largest", "smallest"):
@@ -293,6 +311,15 @@ def _waterfall_rows(scan: ScanResult, output: str) -> list[tuple[str, pd.DataFra
     for position in range(len(requested)):
         chosen.append(("requested row", requested.iloc[[position]]))
     return chosen
+
+
+def _reason_parts(scan: ScanResult, output: str) -> list[_Heading | _Table | _ChartDraft]:
+    reasons = scan.reasons.get(output)
+    if reasons is None:
+        return []
+    shown = reasons.head(MAX_REASONS).assign(share=reasons["any"] / scan.n_rows)
+    shown.columns = ["reason", "times first reason", "times among the reasons", "share of rows"]
+    return [_Heading("Reason codes"), _Table(shown)]
 
 
 def _run_section(source: AttributionSource, scan: ScanResult, n_sampled: int) -> Section:
@@ -361,11 +388,11 @@ def _write_html(
         sections = [_run_section(source, scan, n_sampled)]
         for draft in drafts:
             section = Section(f"output-{_slug(draft.output)}", draft.title)
-            for kind, part in draft.parts:
-                if kind == "heading":
-                    section.heading(part)
-                elif kind == "table":
-                    section.table(part[0], collapsed=part[1])
+            for part in draft.parts:
+                if isinstance(part, _Heading):
+                    section.heading(part.text)
+                elif isinstance(part, _Table):
+                    section.table(part.frame, collapsed=part.collapsed)
                 else:
                     section.chart(encoded[part.chart_id])
             sections.append(section)

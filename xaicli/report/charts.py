@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import io
 from collections.abc import Callable, Sequence
-from typing import ParamSpec
+from typing import Any, ParamSpec
 
 import matplotlib
 
@@ -35,7 +35,7 @@ NEUTRAL = "#7f7f7f"
 CMAP = "coolwarm"
 #: Category labels shown on a dependence plot's axis; more are left unlabelled.
 MAX_CATEGORY_TICKS = 12
-_STYLE = {"svg.hashsalt": "xaicli", "svg.fonttype": "none", "font.size": 9}
+_STYLE: Any = {"svg.hashsalt": "xaicli", "svg.fonttype": "none", "font.size": 9}
 
 
 def encode(figure: Figure, fmt: str, dpi: int = 100) -> bytes:

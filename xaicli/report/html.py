@@ -90,7 +90,7 @@ def _table(frame: pd.DataFrame) -> str:
     for record in frame.itertuples(index=False):
         cells = []
         for value in record:
-            if isinstance(value, bool) or not isinstance(value, numbers.Number):
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
                 cells.append(f"<td>{escape(str(value))}</td>")
             elif isinstance(value, numbers.Integral):
                 cells.append(f'<td class="num">{value:,}</td>')
