@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -171,20 +171,17 @@ def scan_attributions(
     seed: int = 0,
     batch_rows: int = BATCH_ROWS,
 ) -> ScanResult:
-    """Read a wide attribution table once; see the module's docstring.
+    """Read an attribution table once; see the module's docstring. A long table is read as
+    the wide one it reshapes (its prediction being base value + sum of attributions).
 
     requested: ids of rows to keep whole (the id column's value as text, or several id
     columns' values joined by '/'; ``row`` positions when the run had no id column).
     The result does not depend on ``batch_rows``.
     Raises DataError for a requested id that is not in the table.
     """
-    if source.layout != "wide":
-        raise DataError(
-            f"{source.path} is a long attribution table; the report reads the wide layout: "
-            "run xai explain with --layout wide"
-        )
+    long = source.layout == "long"
     ids = list(source.id_columns)
-    reasons = reason_columns(source.columns)
+    reasons = [] if long else reason_columns(source.columns)
     columns = list(dict.fromkeys([*ids, "output", "base_value", "prediction", *source.features]))
     read = columns + [c for c in reasons if c not in columns]
     n_outputs = max(len(source.outputs), 1)
@@ -195,7 +192,8 @@ def scan_attributions(
     wanted = set(requested)
     found: list[pd.DataFrame] = []
     offset = 0
-    for batch in source.batches(read, batch_rows):
+    batches = _long_as_wide(source, batch_rows) if long else source.batches(read, batch_rows)
+    for batch in batches:
         batch.index = pd.RangeIndex(offset, offset + len(batch))
         importance.add_wide(batch)
         units = np.arange(offset, offset + len(batch), dtype=np.int64) // n_outputs
@@ -218,6 +216,52 @@ def scan_attributions(
         reasons=counts.result() if counts is not None else {},
         n_rows=offset // n_outputs,
     )
+
+
+def _long_as_wide(source: AttributionSource, batch_rows: int) -> Iterator[pd.DataFrame]:
+    """The wide rows of a long table: its rows come as blocks of one row and output holding
+    every feature in order, so a batch is cut at a whole number of blocks and reshaped."""
+    features = list(source.features)
+    n_features = len(features)
+    base_values = source.metadata.get("base_values") or {}
+    absent = [o for o in source.outputs if o not in base_values]
+    if absent:
+        raise DataError(
+            f"{source.path} is a long table without the base value of output {absent[0]!r} "
+            "(rows of the run do not share one); the report needs the wide layout: "
+            "run xai explain with --layout wide"
+        )
+    ids = list(source.id_columns)
+    carry: pd.DataFrame | None = None
+    for batch in source.batches([*ids, "output", "feature", "attribution"], batch_rows):
+        if carry is not None and len(carry):
+            batch = pd.concat([carry, batch], ignore_index=True)
+        whole = len(batch) // n_features * n_features
+        carry = batch.iloc[whole:]
+        if whole:
+            yield _reshape(batch.iloc[:whole], ids, features, base_values, source.path)
+    if carry is not None and len(carry):
+        raise DataError(f"{source.path} ends inside a row: the long table is cut short")
+
+
+def _reshape(
+    block: pd.DataFrame,
+    ids: list[str],
+    features: list[str],
+    base_values: dict[str, float],
+    path: object,
+) -> pd.DataFrame:
+    n_features = len(features)
+    names = block["feature"].astype(str).to_numpy().reshape(-1, n_features)
+    if not (names == np.asarray(features, dtype=object)).all():
+        raise DataError(f"{path}: the long table's features are not in the order of its metadata")
+    values = block["attribution"].to_numpy(dtype=np.float64).reshape(-1, n_features)
+    wide = block.iloc[::n_features][[*ids, "output"]].reset_index(drop=True)
+    wide["output"] = wide["output"].astype(str)
+    wide["base_value"] = wide["output"].map(base_values).astype(np.float64)
+    wide["prediction"] = wide["base_value"].to_numpy() + values.sum(axis=1)
+    attributions = pd.DataFrame(values, columns=features)
+    return pd.concat([wide, attributions], axis=1)
 
 
 def _requested(
