@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
@@ -89,10 +90,10 @@ def build_report(options: ReportOptions, on_note: Callable[[str], None] = print)
     )
     if scan.n_rows == 0:
         raise DataError(f"{options.attributions} holds no rows; nothing to report")
-    chosen = pd.concat(
-        [scan.sample, scan.requested, *[r for e in scan.extremes.values() for r in e.values()]]
-    )
-    values = feature_values(data, chosen, source.id_columns, source.features)
+    singles = [scan.requested, *[r for e in scan.extremes.values() for r in e.values()]]
+    chosen = pd.concat([scan.sample, *singles])
+    shown = _features_shown(source, scan, singles, options.top)
+    values = feature_values(data, chosen, source.id_columns, shown)
     n_sampled = scan.sample.shape[0] // max(len(source.outputs), 1)
     on_note(f"read {scan.n_rows:,} rows; plots draw {n_sampled:,} of them")
     drafts = _draft(source, scan, values, options)
@@ -110,6 +111,21 @@ def build_report(options: ReportOptions, on_note: Callable[[str], None] = print)
         n_sampled=n_sampled,
         seconds=time.perf_counter() - started,
     )
+
+
+def _features_shown(
+    source: AttributionSource, scan: ScanResult, singles: list[pd.DataFrame], top: int
+) -> list[str]:
+    """The features whose values the charts show (the top ones of each output, and those a
+    waterfall names): only these columns are read from the data, which may have hundreds."""
+    shown = set(scan.importance.loc[scan.importance["rank"] <= top, "feature"])
+    for rows in singles:
+        if len(rows):
+            magnitude = rows[list(source.features)].abs().to_numpy(dtype=float)
+            order = np.argsort(-np.nan_to_num(magnitude, nan=-1.0), axis=1, kind="stable")
+            picked = np.unique(order[:, :WATERFALL_FEATURES])
+            shown.update(source.features[i] for i in picked)
+    return [f for f in source.features if f in shown]
 
 
 def _check_options(options: ReportOptions) -> None:

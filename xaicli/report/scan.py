@@ -25,6 +25,8 @@ from xaicli.report.importance import ImportanceAccumulator
 
 __all__ = ["ScanResult", "reason_columns", "row_key", "scan_attributions"]
 
+#: Values (rows x columns) read a batch.
+BATCH_VALUES = 1 << 22
 REASON_COLUMN = re.compile(r"^reason_(\d+)$")
 _PRIORITY = "_priority"
 
@@ -169,17 +171,20 @@ def scan_attributions(
     n_sample: int,
     requested: Sequence[str] = (),
     seed: int = 0,
-    batch_rows: int = BATCH_ROWS,
+    batch_rows: int | None = None,
 ) -> ScanResult:
     """Read an attribution table once; see the module's docstring. A long table is read as
     the wide one it reshapes (its prediction being base value + sum of attributions).
 
     requested: ids of rows to keep whole (the id column's value as text, or several id
     columns' values joined by '/'; ``row`` positions when the run had no id column).
-    The result does not depend on ``batch_rows``.
+    The result does not depend on ``batch_rows`` (default: about 4 million values a batch).
     Raises DataError for a requested id that is not in the table.
     """
     long = source.layout == "long"
+    if batch_rows is None:
+        # a wide table of hundreds of features: fewer rows a batch, the same memory
+        batch_rows = min(BATCH_ROWS, max(1024, BATCH_VALUES // len(source.columns)))
     ids = list(source.id_columns)
     reasons = [] if long else reason_columns(source.columns)
     columns = list(dict.fromkeys([*ids, "output", "base_value", "prediction", *source.features]))
