@@ -110,6 +110,8 @@ def test_report_has_a_section_and_every_chart_per_class(wine_run):
     # 178 rows < the default 2,000 points: every row is drawn, and the page says so
     assert "sample of 178 rows" in html
     assert "Reason codes" not in html
+    # SHAP adds up: the waterfall ends at the prediction
+    assert b"not additive" not in _chart_image(html, "waterfall-1-largest_prediction-[^\"]+")
 
 
 def test_sample_is_deterministic_and_independent_of_batches(wine_run):
@@ -272,6 +274,24 @@ def test_bad_input_is_one_line_and_exit_2(wine_run, tmp_path, monkeypatch, args,
     assert len(lines) == 1 and lines[0].startswith("xai: error: "), result.stderr
     assert message in lines[0]
     assert not (tmp_path / "r.html").exists()
+
+
+def test_data_defaults_to_the_path_the_run_recorded(wine_run):
+    out = wine_run["folder"] / "recorded.html"
+    result = run_cli("report", wine_run["attributions"], "--out", out)
+    assert result.exit_code == 0, result.stderr
+    assert "waterfall-0-largest_prediction" in " ".join(_figure_ids(out.read_text()))
+
+
+def test_lime_table_waterfall_says_it_is_not_additive(wine_run, tmp_path):
+    lime = tmp_path / "lime.parquet"
+    explain(wine_run["model"], wine_run["data"], out=lime, id_cols=["wine_id"], method="lime",
+            n_samples=200, n_jobs=1)  # fmt: skip
+    out = tmp_path / "lime.html"
+    result = run_cli("report", lime, "--data", wine_run["data"], "--out", out)
+    assert result.exit_code == 0, result.stderr
+    image = _chart_image(out.read_text(), 'waterfall-1-largest_prediction-[^"]+')
+    assert b"this method is not additive" in image
 
 
 def test_existing_report_needs_overwrite(wine_run):

@@ -241,7 +241,11 @@ def waterfall_chart(
     axes.axvline(base_value, color=NEUTRAL, linestyle=":", linewidth=1)
     axes.axvline(prediction, color="black", linestyle="--", linewidth=1)
     axes.set_yticks(np.arange(len(steps)), labels=[label for label, _ in steps])
-    axes.set_xlabel(f"base value {base_value:.4g}  ->  prediction {prediction:.4g}")
+    label = f"base value {base_value:.4g}  ->  prediction {prediction:.4g}"
+    if not np.isclose(start, prediction, rtol=1e-6, atol=1e-9):
+        # LIME, saliency: attributions need not add up to the prediction
+        label += f"\n(base value + attributions = {start:.4g}: this method is not additive)"
+    axes.set_xlabel(label)
     axes.set_title(title)
     axes.spines[["top", "right"]].set_visible(False)
     return figure
