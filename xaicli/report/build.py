@@ -79,8 +79,12 @@ class ReportResult:
     seconds: float
 
 
-def build_report(options: ReportOptions, on_note: Callable[[str], None] = print) -> ReportResult:
-    """Write the report; raise UsageError/DataError on bad input (before writing anything)."""
+def build_report(
+    options: ReportOptions, on_note: Callable[[str], None] | None = None
+) -> ReportResult:
+    """Write the report; raise UsageError/DataError on bad input (before writing anything).
+    on_note receives what the command line prints on stderr (rows read, a page over the cap)."""
+    on_note = on_note or (lambda message: None)
     started = time.perf_counter()
     _check_options(options)
     source = open_attributions(options.attributions)
