@@ -111,7 +111,7 @@ def test_report_has_a_section_and_every_chart_per_class(wine_run):
     assert "sample of 178 rows" in html
     assert "Reason codes" not in html
     # SHAP adds up: the waterfall ends at the prediction
-    assert b"not additive" not in _chart_image(html, "waterfall-1-largest_prediction-[^\"]+")
+    assert b"not additive" not in _chart_image(html, 'waterfall-1-largest_prediction-[^"]+')
 
 
 def test_sample_is_deterministic_and_independent_of_batches(wine_run):
