@@ -26,6 +26,9 @@ demo: sample_data/models/.built
 		--out sample_data/penguins.attributions.parquet --overwrite
 	@echo "first rows of sample_data/penguins.attributions.parquet:"
 	@$(BIN)/python -c "import pandas as pd; pd.set_option('display.width', 200); print(pd.read_parquet('sample_data/penguins.attributions.parquet').head(6).to_string(index=False))"
+	$(BIN)/xai report sample_data/penguins.attributions.parquet --data sample_data/penguins.parquet \
+		--out sample_data/penguins.report.html --overwrite --quiet
+	@echo "report (opens offline in a browser): sample_data/penguins.report.html"
 
 test: sample_data/models/.built
 	$(BIN)/python -m pytest
@@ -42,4 +45,4 @@ bench-quick: sample_data/models/.built
 	$(BIN)/python -m benchmarks.run --quick
 
 clean:
-	rm -rf $(VENV) sample_data/models sample_data/*.attributions.* .pytest_cache
+	rm -rf $(VENV) sample_data/models sample_data/*.attributions.* sample_data/*.report.html .pytest_cache

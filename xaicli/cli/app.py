@@ -13,6 +13,8 @@ from xaicli.cli.console import LogFormat, Reporter
 from xaicli.cli.explain import EXAMPLES, explain
 from xaicli.cli.reasons import EXAMPLES as REASONS_EXAMPLES
 from xaicli.cli.reasons import reasons
+from xaicli.cli.report import EXAMPLES as REPORT_EXAMPLES
+from xaicli.cli.report import report
 from xaicli.cli.run import EXAMPLES as RUN_EXAMPLES
 from xaicli.cli.run import run
 from xaicli.cli.summarize import EXAMPLES as SUMMARIZE_EXAMPLES
@@ -79,6 +81,7 @@ app.command("explain", cls=Command, epilog=EXAMPLES)(explain)
 app.command("run", cls=Command, epilog=RUN_EXAMPLES)(run)
 app.command("summarize", cls=Command, epilog=SUMMARIZE_EXAMPLES)(summarize)
 app.command("reasons", cls=Command, epilog=REASONS_EXAMPLES)(reasons)
+app.command("report", cls=Command, epilog=REPORT_EXAMPLES)(report)
 
 
 def main() -> None:
