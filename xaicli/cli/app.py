@@ -9,6 +9,8 @@ import typer
 from typer.core import TyperCommand, TyperGroup
 
 from xaicli import __version__
+from xaicli.cli.compare import EXAMPLES as COMPARE_EXAMPLES
+from xaicli.cli.compare import compare
 from xaicli.cli.console import LogFormat, Reporter
 from xaicli.cli.explain import EXAMPLES, explain
 from xaicli.cli.run import EXAMPLES as RUN_EXAMPLES
@@ -73,6 +75,7 @@ def root(
 
 app.command("explain", cls=Command, epilog=EXAMPLES)(explain)
 app.command("run", cls=Command, epilog=RUN_EXAMPLES)(run)
+app.command("compare", cls=Command, epilog=COMPARE_EXAMPLES)(compare)
 
 
 def main() -> None:
