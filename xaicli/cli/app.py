@@ -12,6 +12,8 @@ from xaicli import __version__
 from xaicli.cli.compare import EXAMPLES as COMPARE_EXAMPLES
 from xaicli.cli.compare import compare
 from xaicli.cli.console import LogFormat, Reporter
+from xaicli.cli.evaluate import EXAMPLES as EVALUATE_EXAMPLES
+from xaicli.cli.evaluate import evaluate
 from xaicli.cli.explain import EXAMPLES, explain
 from xaicli.cli.run import EXAMPLES as RUN_EXAMPLES
 from xaicli.cli.run import run
@@ -76,6 +78,7 @@ def root(
 app.command("explain", cls=Command, epilog=EXAMPLES)(explain)
 app.command("run", cls=Command, epilog=RUN_EXAMPLES)(run)
 app.command("compare", cls=Command, epilog=COMPARE_EXAMPLES)(compare)
+app.command("evaluate", cls=Command, epilog=EVALUATE_EXAMPLES)(evaluate)
 
 
 def main() -> None:
