@@ -10,8 +10,9 @@ v(S) = 1/B sum_b f(x_S, z_b,~S), the interventional game SHAP explains.
 - insertion: c_k = v(the first k features of the order), from v({}) to f(x).
 
 Normalised, (c_k - v({})) / (f(x) - v({})), deletion falls from 1 to 0 and insertion
-rises from 0 to 1; their areas over k/M in [0, 1] (trapezoids) are the scores. A faithful
-ranking gives a small deletion area and a large insertion area, compared with a random order.
+rises from 0 to 1; their areas over k/M in [0, 1] (trapezoids) are the scores, averaged over
+rows with weights |f(x) - v({})| (:func:`mean_normalised_curve`). A faithful ranking gives a
+small deletion area and a large insertion area, compared with a random order.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-__all__ = ["curve_area", "feature_curves", "normalised_curves"]
+__all__ = ["curve_area", "feature_curves", "mean_normalised_curve", "normalised_curves"]
 
 #: (n, n_features) -> (n,): the explained output of the model on encoded rows.
 OutputFn = Callable[[np.ndarray], np.ndarray]
@@ -74,19 +75,37 @@ def feature_curves(
 def normalised_curves(
     curves: np.ndarray, *, insertion: bool, tolerance: float = 1e-9
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Curves scaled to run between 1 (the row's output) and 0 (the background's).
+    """Each row's curve scaled to run between 1 (the row's output) and 0 (the background's).
 
     curves: (n_rows, M + 1) from :func:`feature_curves`. Returns the scaled curves and a
     (n_rows,) mask of the rows kept: a row whose output is within ``tolerance`` (relative
     to the output's scale) of the background's has nothing to delete and is left out.
     """
-    full = curves[:, -1] if insertion else curves[:, 0]
-    empty = curves[:, 0] if insertion else curves[:, -1]
-    gap = full - empty
+    full, empty, gap = _ends(curves, insertion)
     scale = np.maximum(np.abs(full), np.abs(empty))
     kept = np.abs(gap) > tolerance * np.maximum(scale, 1.0)
     scaled = (curves - empty[:, None]) / np.where(kept, gap, 1.0)[:, None]
     return scaled[kept], kept
+
+
+def mean_normalised_curve(curves: np.ndarray, *, insertion: bool) -> np.ndarray:
+    """The rows' normalised curves averaged with weights |f(x) - v({})|: sum_r sign(g_r)
+    (c_r - v_r({})) / sum_r |g_r|, with g_r = f(x_r) - v_r({}). (M + 1,), from 1 to 0
+    (deletion) or 0 to 1 (insertion). Unweighted, a row whose output is close to the
+    background's would divide by almost nothing and outweigh every other row; weighted, it
+    counts as little as it moves.
+    """
+    _, empty, gap = _ends(curves, insertion)
+    total = np.abs(gap).sum()
+    if total == 0.0:
+        return np.full(curves.shape[1], np.nan)
+    return (np.sign(gap)[:, None] * (curves - empty[:, None])).sum(axis=0) / total
+
+
+def _ends(curves: np.ndarray, insertion: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    full = curves[:, -1] if insertion else curves[:, 0]
+    empty = curves[:, 0] if insertion else curves[:, -1]
+    return full, empty, full - empty
 
 
 def curve_area(curves: np.ndarray) -> np.ndarray:

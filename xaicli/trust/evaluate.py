@@ -25,7 +25,7 @@ from xaicli.io.layout import ROW
 from xaicli.methods.base import evaluate_in_blocks
 from xaicli.models.adapter import ModelPredictor
 from xaicli.models.codec import decode_frame
-from xaicli.trust.curves import curve_area, feature_curves, normalised_curves
+from xaicli.trust.curves import curve_area, feature_curves, mean_normalised_curve
 from xaicli.trust.ranking import spearman, top_k_overlap
 from xaicli.trust.sample import count_input_rows, data_positions, read_rows, sample_positions
 
@@ -286,10 +286,11 @@ def _faithfulness(
             raw = feature_curves(
                 explained, X, background, orders, insertion=insertion, max_eval_rows=max_eval_rows
             )
-            scaled, kept = normalised_curves(raw, insertion=insertion)
-            result.metrics[output][f"{name}_auc"] = _mean(curve_area(scaled))
-            curves[name] = scaled.mean(axis=0).tolist() if len(scaled) else []
-        result.metrics[output]["curve_rows"] = float(kept.sum())
+            mean_curve = mean_normalised_curve(raw, insertion=insertion)
+            result.metrics[output][f"{name}_auc"] = float(curve_area(mean_curve))
+            curves[name] = mean_curve.tolist()
+            moved = raw[:, 0] != raw[:, -1]
+        result.metrics[output]["curve_rows"] = float(moved.sum())
         result.curves[output] = curves
 
 
