@@ -341,7 +341,9 @@ def _stability(result, source, sampled, frame, prepared, model, seeds, trust_mod
         plan.background, plan.features, plan.categorical, codec.snapshot()
     )
     first = int(recorded.get("seed") or 0) + 1
-    spearmans, overlaps, seconds, evaluations = [], [], 0.0, 0
+    spearmans: list[np.ndarray] = []  # each (rows, outputs)
+    overlaps: list[np.ndarray] = []
+    seconds, evaluations = 0.0, 0
     for run_seed in range(first, first + seeds):
         started = time.perf_counter()
         with _counting_model_rows() as counter:
@@ -349,8 +351,10 @@ def _stability(result, source, sampled, frame, prepared, model, seeds, trust_mod
         seconds += time.perf_counter() - started
         evaluations += counter[0]
         rerun = _wide_values(table, source, len(frame))
-        spearmans.append(spearman(np.abs(sampled.values), np.abs(rerun)))
-        overlaps.append(top_k_overlap(np.abs(sampled.values), np.abs(rerun), result.top_k))
+        spearmans.append(np.asarray(spearman(np.abs(sampled.values), np.abs(rerun))))
+        overlaps.append(
+            np.asarray(top_k_overlap(np.abs(sampled.values), np.abs(rerun), result.top_k))
+        )
     for k, output in enumerate(source.outputs):
         result.metrics[output]["stability_spearman"] = _mean(
             np.concatenate([s[:, k] for s in spearmans])
