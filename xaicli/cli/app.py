@@ -9,7 +9,11 @@ import typer
 from typer.core import TyperCommand, TyperGroup
 
 from xaicli import __version__
+from xaicli.cli.compare import EXAMPLES as COMPARE_EXAMPLES
+from xaicli.cli.compare import compare
 from xaicli.cli.console import LogFormat, Reporter
+from xaicli.cli.evaluate import EXAMPLES as EVALUATE_EXAMPLES
+from xaicli.cli.evaluate import evaluate
 from xaicli.cli.explain import EXAMPLES, explain
 from xaicli.cli.reasons import EXAMPLES as REASONS_EXAMPLES
 from xaicli.cli.reasons import reasons
@@ -82,6 +86,8 @@ app.command("run", cls=Command, epilog=RUN_EXAMPLES)(run)
 app.command("summarize", cls=Command, epilog=SUMMARIZE_EXAMPLES)(summarize)
 app.command("reasons", cls=Command, epilog=REASONS_EXAMPLES)(reasons)
 app.command("report", cls=Command, epilog=REPORT_EXAMPLES)(report)
+app.command("compare", cls=Command, epilog=COMPARE_EXAMPLES)(compare)
+app.command("evaluate", cls=Command, epilog=EVALUATE_EXAMPLES)(evaluate)
 
 
 def main() -> None:
