@@ -1,6 +1,6 @@
 """Errors the command line turns into one stderr line and an exit code.
 
-Exit codes: 0 success, 1 runtime failure, 2 bad usage or input.
+Exit codes: 0 success, 1 runtime failure, 2 bad usage or input, 3 a threshold crossed.
 """
 
 from __future__ import annotations
@@ -36,3 +36,10 @@ class Interrupted(XaiError):
     def __init__(self, message: str, exit_code: int) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+
+
+class ThresholdCrossed(XaiError):
+    """A monitoring command's threshold was crossed (e.g. ``--fail-above``): exit 3, after
+    its results were written, so a scheduler can alert."""
+
+    exit_code = 3

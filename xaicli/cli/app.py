@@ -11,6 +11,8 @@ from typer.core import TyperCommand, TyperGroup
 from xaicli import __version__
 from xaicli.cli.console import LogFormat, Reporter
 from xaicli.cli.explain import EXAMPLES, explain
+from xaicli.cli.fairness import EXAMPLES as FAIRNESS_EXAMPLES
+from xaicli.cli.fairness import fairness
 from xaicli.cli.run import EXAMPLES as RUN_EXAMPLES
 from xaicli.cli.run import run
 
@@ -73,6 +75,7 @@ def root(
 
 app.command("explain", cls=Command, epilog=EXAMPLES)(explain)
 app.command("run", cls=Command, epilog=RUN_EXAMPLES)(run)
+app.command("fairness", cls=Command, epilog=FAIRNESS_EXAMPLES)(fairness)
 
 
 def main() -> None:

@@ -1,0 +1,1 @@
+"""Trust the explanations: metrics read from the model, the data and attribution tables."""
