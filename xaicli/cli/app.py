@@ -10,6 +10,8 @@ from typer.core import TyperCommand, TyperGroup
 
 from xaicli import __version__
 from xaicli.cli.console import LogFormat, Reporter
+from xaicli.cli.examples import EXAMPLES as EXAMPLES_EXAMPLES
+from xaicli.cli.examples import examples
 from xaicli.cli.explain import EXAMPLES, explain
 from xaicli.cli.fairness import EXAMPLES as FAIRNESS_EXAMPLES
 from xaicli.cli.fairness import fairness
@@ -76,6 +78,7 @@ def root(
 app.command("explain", cls=Command, epilog=EXAMPLES)(explain)
 app.command("run", cls=Command, epilog=RUN_EXAMPLES)(run)
 app.command("fairness", cls=Command, epilog=FAIRNESS_EXAMPLES)(fairness)
+app.command("examples", cls=Command, epilog=EXAMPLES_EXAMPLES)(examples)
 
 
 def main() -> None:
