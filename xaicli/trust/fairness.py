@@ -11,8 +11,9 @@ between groups (fairlearn's ``method="between_groups"``):
 - equalized odds difference: the larger of the true-positive and the false-positive rate
   differences (fairlearn's ``agg="worst_case"``).
 
-A group with no positive (negative) target rows has no true-positive (false-positive) rate
-and is left out of those differences, as pandas' max/min leave NaN out in fairlearn.
+A group with no positive (negative) target rows gets a true-positive (false-positive) rate
+of 0, as in fairlearn (whose rates come from scikit-learn's normalized confusion matrix,
+which turns 0/0 into 0); that 0 counts in the differences, so such groups are reported.
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ class GroupRates:
     selected: int
     selection_rate: float
     impact_ratio: float  # selection rate over the largest group's (four-fifths rule per group)
-    true_positive_rate: float | None  # None without a target; NaN with no positive rows
+    positives: int | None  # target rows that are positive; None without a target
+    true_positive_rate: float | None  # None without a target; 0 with no positive rows
     false_positive_rate: float | None
 
 
@@ -55,6 +57,13 @@ class FairnessReport:
     four_fifths_rule_broken: bool
     equal_opportunity_difference: float | None
     equalized_odds_difference: float | None
+
+    def one_sided_groups(self) -> list[str]:
+        """Groups whose target rows are all positive or all negative: one of their rates is
+        0 by convention, not by measurement."""
+        return [
+            g.group for g in self.groups if g.positives is not None and g.positives in (0, g.count)
+        ]
 
     def overall(self) -> dict[str, float | int | bool | None]:
         return {k: v for k, v in asdict(self).items() if k != "groups"}
@@ -78,8 +87,9 @@ def fairness_report(
             tp = np.bincount(group_codes, weights=selected & positive, minlength=n_groups)
             fp = np.bincount(group_codes, weights=selected & ~positive, minlength=n_groups)
             n_pos = np.bincount(group_codes, weights=positive, minlength=n_groups)
-            tpr = tp / n_pos
-            fpr = fp / (count - n_pos)
+            # 0/0 -> 0, as fairlearn (scikit-learn's confusion matrix) has it
+            tpr = np.where(n_pos > 0, tp / n_pos, 0.0)
+            fpr = np.where(count - n_pos > 0, fp / (count - n_pos), 0.0)
     order = sorted(range(n_groups), key=lambda g: _group_order(group_labels[g]))
     groups = tuple(
         GroupRates(
@@ -88,6 +98,7 @@ def fairness_report(
             selected=int(chosen[g]),
             selection_rate=float(rate[g]),
             impact_ratio=float(ratio_to_max[g]),
+            positives=None if positive is None else int(n_pos[g]),
             true_positive_rate=None if positive is None else float(tpr[g]),
             false_positive_rate=None if positive is None else float(fpr[g]),
         )

@@ -109,10 +109,17 @@ def run_fairness(request: FairnessRequest) -> FairnessResult:
     codes = pd.Categorical(groups, categories=group_labels).codes.astype(np.intp)
     selected = _selected(model, rule, source, features)
     report = fairness_report(codes, group_labels, selected, positive)
+    notes: tuple[str, ...] = ()
+    one_sided = report.one_sided_groups()
+    if one_sided:
+        notes += (
+            f"group(s) {', '.join(one_sided)} have only positive or only negative target "
+            "rows: their missing rate counts as 0 in the gaps, as in fairlearn",
+        )
     if attributions is None or output is None:
-        return FairnessResult(report, rule, request.group)
-    means, notes = _attribution_means(attributions, output, groups, ids)
-    return FairnessResult(report, rule, request.group, output, means, notes)
+        return FairnessResult(report, rule, request.group, notes=notes)
+    means, joined = _attribution_means(attributions, output, groups, ids)
+    return FairnessResult(report, rule, request.group, output, means, notes + joined)
 
 
 def decision_rule(
