@@ -104,6 +104,7 @@ def _feature_examples(request: ExamplesRequest) -> tuple[pa.Table, list[str]]:
         _refuse_missing(encoded[:, numeric], features, numeric, n_reference, "reference", reference)
         stats.add(encoded[:, numeric])
         n_reference += batch.num_rows
+    stats.finish()
     if n_reference == 0:
         raise DataError(f"the reference {reference.path} has no rows")
     rows = data.take(np.arange(data.count_rows()), [*features, *request.id_cols])

@@ -20,15 +20,24 @@ import numpy as np
 MAX_BLOCK_VALUES = 1 << 22
 
 
+#: rows whose moments are merged at once: fixed, so the moments (and every distance) do not
+#: depend on how the reference is chunked
+STATS_BLOCK_ROWS = 4096
+
+
 @dataclass
 class ColumnStats:
-    """Running count, mean and sum of squared deviations of the numeric columns (Chan et
-    al.'s parallel update), for standardizing with the reference's moments."""
+    """Count, mean and sum of squared deviations of the numeric columns, merged block by
+    block (Chan et al.'s parallel update) over blocks of ``STATS_BLOCK_ROWS`` rows at fixed
+    positions, whatever batches the rows arrive in. Call ``add`` for every batch, in order,
+    then ``finish``."""
 
     n_columns: int
     count: int = 0
     mean: np.ndarray = field(init=False)
     m2: np.ndarray = field(init=False)
+    _pending: list[np.ndarray] = field(init=False, default_factory=list)
+    _pending_rows: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:
         self.mean = np.zeros(self.n_columns)
@@ -36,9 +45,23 @@ class ColumnStats:
 
     def add(self, values: np.ndarray) -> None:
         """values: (n_rows, n_columns) float64, finite."""
+        self._pending.append(values)
+        self._pending_rows += values.shape[0]
+        if self._pending_rows >= STATS_BLOCK_ROWS:
+            rows = np.concatenate(self._pending)
+            whole = (len(rows) // STATS_BLOCK_ROWS) * STATS_BLOCK_ROWS
+            for start in range(0, whole, STATS_BLOCK_ROWS):
+                self._merge(rows[start : start + STATS_BLOCK_ROWS])
+            self._pending = [rows[whole:]]
+            self._pending_rows = len(rows) - whole
+
+    def finish(self) -> None:
+        if self._pending_rows:
+            self._merge(np.concatenate(self._pending))
+        self._pending, self._pending_rows = [], 0
+
+    def _merge(self, values: np.ndarray) -> None:
         n = values.shape[0]
-        if n == 0:
-            return
         mean = values.mean(axis=0)
         m2 = ((values - mean) ** 2).sum(axis=0)
         total = self.count + n
