@@ -24,6 +24,7 @@ EXAMPLES = """\
 """
 
 Opt = typer.Option
+Overwrite = Annotated[bool, Opt("--overwrite", help="Replace an existing --out file.")]
 Reference = Annotated[
     Path | None,
     Opt(
@@ -46,6 +47,14 @@ ExamplesModel = Annotated[
         "--model",
         help="Adds the reference rows' predictions (and takes the model's columns as "
         "--features). Loading a pickle or .py file runs its code.",
+        show_default=False,
+    ),
+]
+Features = Annotated[
+    list[str] | None,
+    Opt(
+        help="Column compared (repeatable; commas as in xai explain). Default: the model's "
+        "columns with --model, else the columns both tables share but the id and target ones.",
         show_default=False,
     ),
 ]
@@ -80,11 +89,11 @@ def examples(
     space: Space = "features",
     model: ExamplesModel = None,
     target: Target = None,
-    features: o.Features = None,
+    features: Features = None,
     id_col: IdCol = None,
     out: ExamplesOut = None,
     chunk_size: ChunkSize = 4096,
-    overwrite: o.Overwrite = False,
+    overwrite: Overwrite = False,
     trust_model: o.TrustModel = False,
     log_format: o.LogFormat = DEFAULT_LOG_FORMAT,
     quiet: o.Quiet = False,

@@ -27,6 +27,7 @@ EXAMPLES = """\
 """
 
 Opt = typer.Option
+Overwrite = Annotated[bool, Opt("--overwrite", help="Replace an existing --out file.")]
 Group = Annotated[
     str | None,
     Opt(
@@ -110,7 +111,7 @@ def fairness(
     fail_above: FailAbove = None,
     fail_metric: FailMetric = "demographic_parity_difference",
     out: FairnessOut = None,
-    overwrite: o.Overwrite = False,
+    overwrite: Overwrite = False,
     trust_model: o.TrustModel = False,
     log_format: o.LogFormat = DEFAULT_LOG_FORMAT,
     quiet: o.Quiet = False,
