@@ -27,7 +27,7 @@ def write_result(
         return None
     fmt = out_format(out)
     if out == "-":
-        return lambda result: sys.stdout.write(long_table(result).to_csv(index=False))
+        return _to_stdout
     path = Path(out)
     check_writable_folder(path, "--out")
     inputs = [("data", request.data)]
@@ -43,6 +43,11 @@ def write_result(
         write_text_atomic(path, text, replace=overwrite)
 
     return write
+
+
+def _to_stdout(result: FairnessResult) -> None:
+    sys.stdout.write(long_table(result).to_csv(index=False))
+    sys.stdout.flush()
 
 
 def print_tables(result: FairnessResult) -> None:

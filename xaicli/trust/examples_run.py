@@ -195,15 +195,17 @@ def _reference_columns(request, reference: TableSource, found: Neighbours, model
     unique, inverse = np.unique(found.positions.reshape(-1), return_inverse=True)
     ids: dict[str, pa.Array] = {}
     extras: dict[str, pa.Array] = {}
-    taken = reference.take(unique, wanted) if wanted else None
+    taken = reference.take(unique, wanted) if wanted else pa.table({})
+
+    def chosen(name: str) -> pa.Array:
+        return taken.column(name).combine_chunks().take(pa.array(inverse))
+
     for name in request.id_cols:
-        ids[REFERENCE + name] = taken.column(name).combine_chunks().take(pa.array(inverse))
+        ids[REFERENCE + name] = chosen(name)
     if not request.id_cols:
         ids[REFERENCE + ROW] = pa.array(found.positions.reshape(-1), pa.int64())
     if request.target:
-        extras[REFERENCE + request.target] = (
-            taken.column(request.target).combine_chunks().take(pa.array(inverse))
-        )
+        extras[REFERENCE + request.target] = chosen(request.target)
     if model is not None:
         for name, values in _predictions(model, reference, unique, features).items():
             extras[name] = pa.array(values[inverse], pa.float64())
