@@ -40,6 +40,7 @@ class Interrupted(XaiError):
 
 
 class ThresholdCrossed(XaiError):
-    """A monitoring command's threshold was crossed (exit 3); its results were written."""
+    """A monitoring command's threshold was crossed (e.g. ``--fail-above``): exit 3, after
+    its results were written, so a scheduler can alert."""
 
     exit_code = 3

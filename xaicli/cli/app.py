@@ -14,7 +14,11 @@ from xaicli.cli.compare import compare
 from xaicli.cli.console import LogFormat, Reporter
 from xaicli.cli.evaluate import EXAMPLES as EVALUATE_EXAMPLES
 from xaicli.cli.evaluate import evaluate
+from xaicli.cli.examples import EXAMPLES as EXAMPLES_EXAMPLES
+from xaicli.cli.examples import examples
 from xaicli.cli.explain import EXAMPLES, explain
+from xaicli.cli.fairness import EXAMPLES as FAIRNESS_EXAMPLES
+from xaicli.cli.fairness import fairness
 from xaicli.cli.reasons import EXAMPLES as REASONS_EXAMPLES
 from xaicli.cli.reasons import reasons
 from xaicli.cli.report import EXAMPLES as REPORT_EXAMPLES
@@ -88,6 +92,10 @@ app.command("reasons", cls=Command, epilog=REASONS_EXAMPLES)(reasons)
 app.command("report", cls=Command, epilog=REPORT_EXAMPLES)(report)
 app.command("compare", cls=Command, epilog=COMPARE_EXAMPLES)(compare)
 app.command("evaluate", cls=Command, epilog=EVALUATE_EXAMPLES)(evaluate)
+app.command("fairness", cls=Command, epilog=FAIRNESS_EXAMPLES)(fairness)
+app.command("examples", cls=Command, epilog=EXAMPLES_EXAMPLES)(examples)
+
+COMMANDS = tuple(command.name for command in app.registered_commands if command.name)
 
 
 def main() -> None:
@@ -122,7 +130,7 @@ def _usage_message(exc: ClickException, args: list[str]) -> str:
     ctx = getattr(exc, "ctx", None)
     if ctx is not None:
         command = ctx.command_path
-    elif args and args[0] in ("explain", "run"):  # some parse errors carry no context
+    elif args and args[0] in COMMANDS:  # some parse errors carry no context
         command = f"xai {args[0]}"
     else:
         command = "xai"
