@@ -55,6 +55,8 @@ class Compute:
     method: Method = "auto"
     algorithm: Algorithm = "auto"
     n_samples: int | None = None
+    errors: bool = False
+    target_error: str | None = None  # "0.01" (absolute) or "5%" (of |prediction - base|)
     kernel_width: float | None = None
     discretize: bool = True
     num_features: int | None = None
@@ -112,6 +114,8 @@ FIELD_NAMES = (
     "background",
     "background_size",
     "n_samples",
+    "errors",
+    "target_error",
     "kernel_width",
     "discretize",
     "num_features",
@@ -258,6 +262,8 @@ def build_config(values: dict[str, Any], *, name: Callable[[str], str]) -> Expla
         raise UsageError(
             f"{name('kernel_width')} must be positive and at most 1e150; got {v['kernel_width']}"
         )
+    if "target_error" in v:
+        v["target_error"] = _target_error(v["target_error"], name)
     if v.get("backend") == "dask" and not v.get("scheduler"):
         raise UsageError(f"{name('backend')} dask needs {name('scheduler')} ADDRESS")
     data = Path(v["data"])
@@ -272,6 +278,21 @@ def build_config(values: dict[str, Any], *, name: Callable[[str], str]) -> Expla
     if "features" in v and not v["features"]:
         del v["features"]
     return ExplainConfig.from_values(**v)
+
+
+def _target_error(value: Any, name: Callable[[str], str]) -> str:
+    """--target-error as written: a positive number, or a positive percentage."""
+    from xaicli.methods.sampling_error import parse_target_error
+
+    text = str(value).strip()
+    try:
+        parse_target_error(text)
+    except ValueError:
+        raise UsageError(
+            f"{name('target_error')} must be a positive number (in the explained output's "
+            f"units) or a percentage of |prediction - base value|, e.g. 0.01 or 5%; got {value!r}"
+        ) from None
+    return text
 
 
 def method_choices() -> tuple[str, ...]:

@@ -117,6 +117,8 @@ def _check_type(key: str, value: Any, name: Callable[[str], str]) -> Any:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise bad("a number")
         return float(value)
+    if key == "target_error" and isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)  # an absolute target, written as a number
     if not isinstance(value, str):
         raise bad("a string")
     return value

@@ -88,7 +88,26 @@ BackgroundSize = Annotated[
 NSamples = Annotated[
     int | None,
     Opt(
-        help="Samples per row: coalitions for kernel/permutation SHAP (default 2M+2048), neighbours for LIME (default 5000).",
+        help="Samples per row: coalitions for kernel/permutation SHAP (default 2M+2048; with a target error, the most a row may take), neighbours for LIME (default 5000). Given without --target-error: a fixed budget.",
+        show_default=False,
+    ),
+]
+Errors = Annotated[
+    bool,
+    Opt(
+        "--errors",
+        help="Kernel/permutation SHAP: also write each attribution's standard error, estimated "
+        "from the sampling (wide: a <feature>_se column per feature; long: an se column).",
+    ),
+]
+TargetError = Annotated[
+    str | None,
+    Opt(
+        help="Kernel/permutation SHAP: sample each row in rounds until every attribution's "
+        "standard error is at most E (in the explained output's units) or E% of "
+        "|prediction - base value|; --n-samples is then the most a row may take, and rows "
+        "that reach it are flagged (converged = false). Default for permutation without "
+        "--n-samples: 1%.",
         show_default=False,
     ),
 ]

@@ -1,9 +1,16 @@
 """Shape attributions into the output table: the stable interface documented in the README.
 
 wide: id columns (or ``row``), ``output``, ``base_value``, ``prediction``, method extras
-      (e.g. ``completeness_error``), then one column per feature named as the feature.
-long: id columns (or ``row``), ``output``, ``feature``, ``attribution``, ``rank``.
+      (e.g. ``completeness_error``), ``converged`` (with a target error), then one column
+      per feature named as the feature, then (``--errors``) one ``<feature>_se`` column per
+      feature with its standard error.
+long: id columns (or ``row``), ``output``, ``feature``, ``attribution``, ``rank``, then
+      ``se`` (``--errors``) and ``converged`` (with a target error).
 One row per input row and explained output (long: and feature), in input order.
+
+Version 2 added the standard error and ``converged`` columns; they are written only when
+the run asked for them (or sampled to its default target), so a version-1 reader still
+reads every other column as before.
 """
 
 from __future__ import annotations
@@ -19,9 +26,16 @@ from xaicli.methods.base import Attributions
 ROW = "row"
 #: Version of the table format (columns, their order and meaning, the metadata keys);
 #: raised whenever any of them changes, and recorded in the metadata and the manifest.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 FIXED_WIDE = ("output", "base_value", "prediction")
 FIXED_LONG = ("output", "feature", "attribution", "rank")
+SE_SUFFIX = "_se"  # wide: the standard error of feature f is in column f + SE_SUFFIX
+SE_LONG = "se"
+CONVERGED = "converged"
+
+
+def se_column(feature: str) -> str:
+    return feature + SE_SUFFIX
 
 
 def known_extras() -> tuple[str, ...]:
@@ -33,12 +47,21 @@ def known_extras() -> tuple[str, ...]:
 
 
 def check_names(
-    features: Sequence[str], id_cols: Sequence[str], extras: Sequence[str], layout: str
+    features: Sequence[str],
+    id_cols: Sequence[str],
+    extras: Sequence[str],
+    layout: str,
+    *,
+    errors: bool = False,
+    converged: bool = False,
 ) -> None:
-    """Refuse tables whose column names would collide."""
+    """Refuse tables whose column names would collide. errors, converged: the standard
+    error columns and ``converged`` are written."""
     keys = list(id_cols) or [ROW]
     if layout == "wide":
-        taken = keys + list(FIXED_WIDE) + list(extras)
+        taken = keys + list(FIXED_WIDE) + list(extras) + ([CONVERGED] if converged else [])
+        if errors:
+            taken += [se_column(f) for f in features]
         clash = sorted(set(taken) & set(features)) or sorted(
             {c for c in taken if taken.count(c) > 1}
         )
@@ -48,7 +71,9 @@ def check_names(
                 "rename it or use --layout long"
             )
     else:
-        clash = sorted(set(keys) & set(FIXED_LONG))
+        fixed = set(FIXED_LONG) | ({SE_LONG} if errors else set())
+        fixed |= {CONVERGED} if converged else set()
+        clash = sorted(set(keys) & fixed)
         if clash:
             raise UsageError(
                 f"id column {clash[0]!r} clashes with an output column of --layout long"
@@ -74,9 +99,15 @@ def attribution_table(
         columns["prediction"] = pa.array(result.predictions.reshape(-1), pa.float64())
         for name, extra in result.extras.items():
             columns[name] = pa.array(np.asarray(extra, dtype=np.float64).reshape(-1), pa.float64())
+        if result.converged is not None:
+            columns[CONVERGED] = pa.array(np.repeat(result.converged, n_outputs), pa.bool_())
         flat = result.values.reshape(n_rows * n_outputs, n_features)
         for j, feature in enumerate(features):
             columns[feature] = pa.array(flat[:, j], pa.float64())
+        if result.standard_errors is not None:
+            se = result.standard_errors.reshape(n_rows * n_outputs, n_features)
+            for j, feature in enumerate(features):
+                columns[se_column(feature)] = pa.array(se[:, j], pa.float64())
         return pa.table(columns)
     per_row = n_outputs * n_features
     take = pa.array(np.repeat(np.arange(n_rows), per_row))
@@ -89,6 +120,10 @@ def attribution_table(
     )
     columns["attribution"] = pa.array(result.values.reshape(-1), pa.float64())
     columns["rank"] = pa.array(_ranks(result.values).reshape(-1), pa.int32())
+    if result.standard_errors is not None:
+        columns[SE_LONG] = pa.array(result.standard_errors.reshape(-1), pa.float64())
+    if result.converged is not None:
+        columns[CONVERGED] = pa.array(np.repeat(result.converged, per_row), pa.bool_())
     return pa.table(columns)
 
 

@@ -281,4 +281,20 @@ def _prepare(params: PermutationParams, inputs: RunInputs) -> Setup:
     return Setup()
 
 
-register(MethodSpec("shap", "permutation", PermutationParams, _compute, _prepare, aid="network"))
+def _sampling(params: PermutationParams, n_features: int) -> tuple[bool, bool]:
+    """(standard errors written, ``converged`` written): a run to a target writes both."""
+    target = run_target(params, n_features) is not None
+    return params.errors or target, target
+
+
+register(
+    MethodSpec(
+        "shap",
+        "permutation",
+        PermutationParams,
+        _compute,
+        _prepare,
+        aid="network",
+        sampling=_sampling,
+    )
+)

@@ -27,6 +27,7 @@ from xaicli.io.lock import output_lock
 from xaicli.io.manifest import build_manifest
 from xaicli.io.writer import TableWriter, write_json_atomic
 from xaicli.methods.base import Attributions
+from xaicli.runner.error_summary import ErrorSummary
 from xaicli.runner.execute import (
     Timer,
     effective_chunk_size,
@@ -52,6 +53,7 @@ class RunSummary:
     algorithm: str
     skipped_rows: int = 0  # rejected by --on-invalid skip
     skipped: bool = False  # the output was already complete
+    rows_at_budget: int | None = None  # with a target error: rows that stopped above it
 
 
 def run_explain(
@@ -144,6 +146,13 @@ def _run(
         timer=timer,
         rejects=Rejects(),
         base_values=SharedBaseValues(),
+        errors=ErrorSummary(
+            prepared.plan.output.names,
+            prepared.plan.features,
+            config.destination.layout,
+            errors=prepared.plan.standard_errors,
+            converged=prepared.plan.converged,
+        ),
         on_progress=progress(prepared.n_rows) if progress is not None else None,
         on_note=on_note,
     )
@@ -161,6 +170,7 @@ def _run(
         method=prepared.plan.method,
         algorithm=prepared.plan.algorithm,
         skipped_rows=run.rejects.count,
+        rows_at_budget=run.errors.unconverged if prepared.plan.converged else None,
     )
 
 
@@ -177,6 +187,7 @@ class _Run:
     timer: Timer
     rejects: Rejects
     base_values: SharedBaseValues
+    errors: ErrorSummary
     on_progress: Callable[[int], None] | None
     on_note: NoteFn | None
 
@@ -245,6 +256,7 @@ def _compute_and_write(run: _Run) -> int:
                         table = store.read(index)
                     else:
                         store.commit(index, table)
+                run.errors.observe(table)
                 writer.write(table)
             _publish(run, writer)
     except BaseException:
@@ -276,6 +288,7 @@ def _publish(run: _Run, writer: TableWriter) -> None:
             "output_rows": writer.rows_written,
             "wall_time_s": round(run.timer.elapsed, 3),
             **run.base_values.facts(run.prepared.plan.output.names),
+            **run.errors.facts(),
         },
         _empty_schema(run.prepared, run.config),
     )
@@ -290,6 +303,7 @@ def _write_companions(run: _Run, output_rows: int) -> None:
         rejected_rows=run.rejects.count,
         wall_time_s=round(run.timer.elapsed, 3),
         **run.base_values.facts(run.prepared.plan.output.names),
+        **run.errors.facts(),
     )
     if run.config.destination.out != "-" and run.config.compute.on_invalid == "skip":
         run.rejects.write(_rejects_path(run.config))

@@ -89,7 +89,15 @@ def _prepare(config: ExplainConfig) -> Prepared:
     spec = method_spec(method, algorithm)
     params = params_from(spec, config.flat_values())
     setup, invalid = _method_setup(spec, params, codec, invalid, background, features)
-    check_names(features, config.inputs.id_cols, spec.extras, config.destination.layout)
+    standard_errors, converged = _sampling_columns(config, spec, params, len(features))
+    check_names(
+        features,
+        config.inputs.id_cols,
+        spec.extras,
+        config.destination.layout,
+        errors=standard_errors,
+        converged=converged,
+    )
     # after the method's own limits (LIME without discretization cannot take NaN either)
     refuse_invalid_rows(scan, invalid, source, config.inputs.id_cols)
 
@@ -108,6 +116,8 @@ def _prepare(config: ExplainConfig) -> Prepared:
         params=params,
         state=setup.state,
         max_eval_rows=config.compute.max_eval_rows,
+        standard_errors=standard_errors,
+        converged=converged,
         structure=structure,
     )
     facts = {
@@ -200,6 +210,31 @@ def _method_setup(spec, params, codec, invalid, background, features):
             invalid, takes_nan=False, takes_inf=False, refuser=setup.refuser, advice=setup.advice
         )
     return setup, invalid
+
+
+def _sampling_columns(
+    config: ExplainConfig, spec: MethodSpec, params: Any, n_features: int
+) -> tuple[bool, bool]:
+    """(standard errors written, ``converged`` written); UsageError for --errors or
+    --target-error with a method that does not sample."""
+    if spec.sampling is None:
+        asked = [
+            option
+            for option, given in (
+                ("--errors", config.compute.errors),
+                ("--target-error", config.compute.target_error is not None),
+            )
+            if given
+        ]
+        if asked:
+            name = f"{spec.method} {spec.algorithm}".strip()
+            raise UsageError(
+                f"{' and '.join(asked)} {'applies' if len(asked) == 1 else 'apply'} to sampled SHAP (--algorithm permutation); "
+                f"{name} has no sampling error to report: drop {' and '.join(asked)} or "
+                "pass --algorithm permutation"
+            )
+        return False, False
+    return spec.sampling(params, n_features)
 
 
 def _resolve_lists(config: ExplainConfig, columns: list[str]) -> ExplainConfig:
