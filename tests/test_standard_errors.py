@@ -13,6 +13,7 @@ from conftest import exact_interventional_shap, run_cli
 
 import xaicli
 from xaicli.methods.sampling_error import parse_target_error
+from xaicli.methods.shap_kernel import explain_kernel
 from xaicli.methods.shap_permutation import explain_permutation
 
 M = 8
@@ -59,6 +60,31 @@ def test_standard_errors_cover_the_exact_values_at_a_fixed_budget(exact_case):
     assert 0.90 <= coverage <= 0.98
     errors = np.concatenate([np.abs(r.values - exact).ravel() for r in results])
     assert errors.max() > 1e-3  # the errors are real: the check could fail
+
+
+def test_kernel_standard_errors_cover_the_exact_values(exact_case):
+    f, X, background, exact = exact_case
+    rows = np.arange(len(X))
+    results = [
+        explain_kernel(
+            f, X, background=background, row_index=rows, seed=seed, n_samples=120, errors=True
+        )
+        for seed in range(12)
+    ]
+    coverage = _coverage(results, exact)
+    print(f"Kernel SHAP coverage of +-2 SE at 120 coalitions: {coverage:.3f}")
+    assert 0.90 <= coverage <= 0.98
+    plain = explain_kernel(f, X, background=background, row_index=rows, seed=11, n_samples=120)
+    np.testing.assert_array_equal(plain.values, results[-1].values)  # --errors changes no value
+
+
+def test_kernel_standard_errors_are_zero_when_every_coalition_is_enumerated(exact_case):
+    f, X, background, exact = exact_case
+    result = explain_kernel(
+        f, X, background=background, row_index=np.arange(len(X)), n_samples=300, errors=True
+    )
+    np.testing.assert_allclose(result.values, exact, atol=1e-10)
+    assert (result.standard_errors == 0).all()
 
 
 def test_standard_errors_cover_the_exact_values_with_a_target(exact_case):
@@ -172,6 +198,17 @@ def test_errors_add_se_columns_after_the_features_without_changing_the_values(ca
     assert "rows_at_budget" not in manifest  # a fixed budget has no target
 
 
+def test_kernel_errors_from_the_command_line(case, tmp_path):
+    plain, _ = _explain(
+        case, tmp_path, "--algorithm", "kernel", "--n-samples", "40", name="plain.parquet"
+    )
+    out, _ = _explain(case, tmp_path, "--algorithm", "kernel", "--n-samples", "40", "--errors")
+    table = pd.read_parquet(out)
+    se = [f"{f}_se" for f in case["features"]]
+    pd.testing.assert_frame_equal(table.drop(columns=se), pd.read_parquet(plain), check_exact=True)
+    assert (table[se].to_numpy() > 0).all() and "converged" not in table.columns
+
+
 def test_a_csv_without_metadata_reads_se_columns_as_errors(case, tmp_path):
     out, _ = _explain(case, tmp_path, "--n-samples", "200", "--errors", name="out.csv")
     (tmp_path / "out.csv.manifest.json").unlink()
@@ -254,7 +291,14 @@ def test_target_error_in_a_job_file(case, tmp_path):
         (["--target-error", "-1"], "--target-error must be a positive number"),
         (["--target-error", "0%"], "--target-error must be a positive number"),
         (["--errors", "--algorithm", "exact"], "--errors applies to sampled SHAP"),
-        (["--target-error", "1%", "--algorithm", "exact"], "--target-error applies to sampled SHAP"),
+        (
+            ["--target-error", "1%", "--algorithm", "kernel"],
+            "--target-error applies to --algorithm permutation",
+        ),
+        (
+            ["--target-error", "1%", "--algorithm", "exact"],
+            "--target-error applies to --algorithm permutation",
+        ),
         (["--errors", "--n-samples", "12"], "--n-samples of at least 20"),
     ],
 )

@@ -4,7 +4,7 @@ on the user's input runs here, before any work starts."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -216,23 +216,21 @@ def _sampling_columns(
     config: ExplainConfig, spec: MethodSpec, params: Any, n_features: int
 ) -> tuple[bool, bool]:
     """(standard errors written, ``converged`` written); UsageError for --errors or
-    --target-error with a method that does not sample."""
+    --target-error with an algorithm that does not take it."""
+    takes = {f.name for f in fields(spec.params)} if spec.sampling is not None else set()
+    name = f"{spec.method} {spec.algorithm}".strip()
+    if config.compute.errors and "errors" not in takes:
+        raise UsageError(
+            "--errors applies to sampled SHAP (--algorithm kernel or permutation); "
+            f"{name} has no sampling error to report: drop --errors or choose one of them"
+        )
+    if config.compute.target_error is not None and "target_error" not in takes:
+        raise UsageError(
+            f"--target-error applies to --algorithm permutation, not {name} (kernel SHAP "
+            "fits one design shared by every row: give it --n-samples); drop --target-error "
+            "or pass --algorithm permutation"
+        )
     if spec.sampling is None:
-        asked = [
-            option
-            for option, given in (
-                ("--errors", config.compute.errors),
-                ("--target-error", config.compute.target_error is not None),
-            )
-            if given
-        ]
-        if asked:
-            name = f"{spec.method} {spec.algorithm}".strip()
-            raise UsageError(
-                f"{' and '.join(asked)} {'applies' if len(asked) == 1 else 'apply'} to sampled SHAP (--algorithm permutation); "
-                f"{name} has no sampling error to report: drop {' and '.join(asked)} or "
-                "pass --algorithm permutation"
-            )
         return False, False
     return spec.sampling(params, n_features)
 
