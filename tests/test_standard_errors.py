@@ -308,3 +308,44 @@ def test_bad_sampling_options_are_refused_before_any_work(case, tmp_path, more, 
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "o.parquet").exists()
+
+
+def test_target_error_resumes_to_the_uninterrupted_table(regression_case, tmp_path):
+    from test_resume import _kill_after, _start
+
+    rng = np.random.default_rng(7)
+    frame = pd.DataFrame(rng.normal(size=(64 * 12, 6)), columns=[f"x{i}" for i in range(6)])
+    frame.insert(0, "key", [f"r{i}" for i in range(len(frame))])
+    frame.to_parquet(tmp_path / "data.parquet", index=False)
+    joblib.dump(regression_case["model"], tmp_path / "model.joblib")
+    args = [
+        "explain", "--model", tmp_path / "model.joblib", "--data", tmp_path / "data.parquet",
+        "--id-col", "key", "--background-size", "30", "--chunk-size", "64",
+        "--algorithm", "permutation", "--n-samples", "400", "--target-error", "2%", "--errors",
+    ]  # fmt: skip
+    reference = tmp_path / "reference.parquet"
+    assert run_cli(*args, "--out", reference, "--n-jobs", "1").exit_code == 0
+    out, work = tmp_path / "out.parquet", tmp_path / ".out.parquet.xai-work"
+    _kill_after(_start([str(a) for a in args] + ["--resume"], out), work, 4)
+    result = run_cli(*args, "--out", out, "--resume", "--n-jobs", "2")
+    assert result.exit_code == 0, result.stderr
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(out), pd.read_parquet(reference), check_exact=True
+    )
+    facts = [json.loads(p.read_text()) for p in (tmp_path.glob("*.parquet.manifest.json"))]
+    assert facts[0]["standard_errors"] == facts[1]["standard_errors"]  # resumed chunks count
+    assert facts[0]["rows_at_budget"] == facts[1]["rows_at_budget"]
+
+
+def test_target_error_on_dask_gives_the_local_table(case, tmp_path):
+    distributed = pytest.importorskip("dask.distributed")
+    local, _ = _explain(case, tmp_path, "--target-error", "2%", "--n-jobs", "1", name="l.parquet")
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+        dashboard_address=None, silence_logs=40,
+    ) as cluster:  # fmt: skip
+        remote, _ = _explain(
+            case, tmp_path, "--target-error", "2%", "--chunk-size", "16", "--backend", "dask",
+            "--scheduler", cluster.scheduler_address, name="d.parquet",
+        )  # fmt: skip
+    pd.testing.assert_frame_equal(pd.read_parquet(local), pd.read_parquet(remote), check_exact=True)
