@@ -56,7 +56,7 @@ class Compute:
     algorithm: Algorithm = "auto"
     n_samples: int | None = None
     errors: bool = False
-    target_error: str | None = None  # "0.01" (absolute) or "5%" (of |prediction - base|)
+    target_error: str | None = None  # "0.01" (absolute), "5%" (of |prediction - base|), "auto"
     kernel_width: float | None = None
     discretize: bool = True
     num_features: int | None = None
@@ -290,7 +290,8 @@ def _target_error(value: Any, name: Callable[[str], str]) -> str:
     except ValueError:
         raise UsageError(
             f"{name('target_error')} must be a positive number (in the explained output's "
-            f"units) or a percentage of |prediction - base value|, e.g. 0.01 or 5%; got {value!r}"
+            "units), a percentage of |prediction - base value|, or auto, e.g. 0.01 or 5%; "
+            f"got {value!r}"
         ) from None
     return text
 

@@ -103,11 +103,11 @@ Errors = Annotated[
 TargetError = Annotated[
     str | None,
     Opt(
-        help="Kernel/permutation SHAP: sample each row in rounds until every attribution's "
-        "standard error is at most E (in the explained output's units) or E% of "
-        "|prediction - base value|; --n-samples is then the most a row may take, and rows "
-        "that reach it are flagged (converged = false). Default for permutation without "
-        "--n-samples: 1%.",
+        help="Permutation SHAP: sample each row in rounds until every attribution's "
+        "standard error is at most E (in the explained output's units), E% of the row's "
+        "|prediction - base value|, or auto (2% of the output's mean |f(z) - base value| "
+        "over the background rows); --n-samples is then the most a row may take, and rows "
+        "that reach it are flagged (converged = false). Default without --n-samples: auto.",
         show_default=False,
     ),
 ]

@@ -20,10 +20,16 @@ import numpy as np
 from xaicli.methods.base import FloatArray
 
 #: The default target of permutation SHAP when neither --n-samples nor --target-error is
-#: given (README, Performance: measured on the benchmark's 30-feature cases).
-DEFAULT_TARGET_ERROR = "1%"
-#: Antithetic pairs of orderings in a row's first round: the least that gives a spread.
-FIRST_ROUND_PAIRS = 2
+#: given: ``auto``, this share of the output's mean |f(z) - base value| over the
+#: background rows (README, Performance: measured on the benchmark's 30-feature cases).
+DEFAULT_TARGET_ERROR = "auto"
+AUTO_TARGET_SHARE = 0.02
+#: Antithetic pairs of orderings needed for a spread, hence a standard error.
+MIN_PAIRS = 2
+#: Antithetic pairs of orderings in a row's first round (at most the budget's): with fewer,
+#: the few rows whose errors are largest but still within the target are further off than
+#: shap's at its default budget (benchmarks/results/target-error-study.md).
+FIRST_ROUND_PAIRS = 4
 #: A round asks for this many times the pairs its predecessor's errors call for: the
 #: errors are estimates, and an extra round costs more than a few pairs.
 ROUND_MARGIN = 1.2
@@ -36,21 +42,32 @@ _TARGET = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(%?)\s*$")
 
 @dataclass(frozen=True)
 class TargetError:
-    """An accepted standard error: absolute (in the explained output's units), or a
-    fraction of each row's |prediction - base value| (``relative``)."""
+    """An accepted standard error: absolute (in the explained output's units), a fraction
+    of each row's |prediction - base value| (``relative``), or a fraction of the output's
+    mean |f(z) - base value| over the background rows (``of_background``: ``auto``, one
+    absolute error for every row, on the scale of what the model's outputs vary by)."""
 
     value: float
     relative: bool
+    of_background: bool = False
 
-    def thresholds(self, predictions: FloatArray, base_values: FloatArray) -> FloatArray:
-        """(n_rows, n_outputs) the largest standard error accepted for each row and output."""
+    def thresholds(
+        self, predictions: FloatArray, base_values: FloatArray, f_background: FloatArray
+    ) -> FloatArray:
+        """(n_rows, n_outputs) the largest standard error accepted for each row and output.
+        f_background: (B, n_outputs) the outputs on the background rows."""
         if self.relative:
             return self.value * np.abs(predictions - base_values)
+        if self.of_background:
+            spread = np.abs(f_background - f_background.mean(axis=0)).mean(axis=0)
+            return np.broadcast_to(self.value * spread, predictions.shape).copy()
         return np.full(predictions.shape, self.value)
 
 
 def parse_target_error(text: str) -> TargetError:
-    """``0.01`` (absolute) or ``5%`` (relative); ValueError for anything else."""
+    """``0.01`` (absolute), ``5%`` (relative) or ``auto``; ValueError for anything else."""
+    if str(text).strip().lower() == "auto":
+        return TargetError(AUTO_TARGET_SHARE, relative=False, of_background=True)
     match = _TARGET.match(str(text))
     if not match:
         raise ValueError(f"not a positive number or percentage: {text!r}")

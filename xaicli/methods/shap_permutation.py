@@ -29,6 +29,7 @@ from xaicli.methods.base import (
 from xaicli.methods.registry import Block, MethodInputError, MethodSpec, RunInputs, Setup, register
 from xaicli.methods.sampling_error import (
     FIRST_ROUND_PAIRS,
+    MIN_PAIRS,
     TargetError,
     effective_target,
     next_round,
@@ -186,7 +187,8 @@ class _Walk:
         """Rounds of pairs until each row's errors are within the target or it has drawn
         ``max_pairs`` pairs."""
         n_rows, m, n_out = len(self.row_index), self.n_features, self.fx.shape[1]
-        thresholds = target.thresholds(self.fx, self.f_background.mean(axis=0)[None])  # (n, K)
+        base = self.f_background.mean(axis=0)[None]
+        thresholds = target.thresholds(self.fx, base, self.f_background)  # (n, K)
         # per row, feature, output and background row: the pairs' mean and sum of squared
         # deviations, merged round by round (Chan et al.'s update: no cancellation)
         mean = np.zeros((n_rows, m, n_out, self.n_background))
@@ -242,7 +244,7 @@ def run_target(params: PermutationParams, n_features: int) -> TargetError | None
     """The target a run samples to; none when the budget holds too few pairs for a spread
     (only the default target can meet that: explicit ones are refused by _prepare)."""
     target = effective_target(params.n_samples, params.target_error)
-    if target is not None and pairs_for(n_features, params.n_samples) < FIRST_ROUND_PAIRS:
+    if target is not None and pairs_for(n_features, params.n_samples) < MIN_PAIRS:
         return None
     return target
 
@@ -269,10 +271,10 @@ def _prepare(params: PermutationParams, inputs: RunInputs) -> Setup:
         try:
             parse_target_error(params.target_error)
         except ValueError as exc:
-            raise MethodInputError(f"--target-error: {exc}; e.g. 0.01 or 5%") from None
+            raise MethodInputError(f"--target-error: {exc}; e.g. 0.01, 5% or auto") from None
     if params.errors or params.target_error is not None:
-        least = 2 * FIRST_ROUND_PAIRS * (n_features - 1)
-        if pairs_for(n_features, params.n_samples) < FIRST_ROUND_PAIRS:
+        least = 2 * MIN_PAIRS * (n_features - 1)
+        if pairs_for(n_features, params.n_samples) < MIN_PAIRS:
             option = "--errors" if params.errors else "--target-error"
             raise MethodInputError(
                 f"{option} needs two antithetic pairs of orderings per row: --n-samples of "
