@@ -1,95 +1,108 @@
-"""Study: the default target error of permutation SHAP (``python -m benchmarks.study_target_error``).
+"""Study: the default target error and first round of permutation SHAP.
 
-On the benchmark's 30-feature cases (boosted classifier probability, MLP), against a
-high-budget reference: the error, time, coverage of +-2 SE and rows at the budget of xai's
-permutation SHAP at several targets, and shap's KernelExplainer at its default budget.
-Writes benchmarks/results/target-error-study.md.
+``python -m benchmarks.study_target_error CASE SPEC...`` with CASE ``gbc`` (the 30-feature
+boosted classifier's probability) or ``mlp`` (the 30-feature MLP), 40 rows and 100
+background rows as in the benchmark, and SPEC one of: ``shap`` (KernelExplainer at its
+default budget), ``fixed`` (xai at the same fixed budget), ``E`` (absolute target), ``E%``
+(of each row's |prediction - base value|), ``Emad`` (E% of the output's mean |f(z) - base|
+over the background, what ``--target-error auto`` uses). ``FIRST=n`` in the environment sets
+the pairs of the first round. Errors are relative to the mean |reference value|; the
+reference is permutation SHAP at 8x shap's default budget with another seed. Cost is
+counted in model rows (pairs of orderings per row), which a loaded machine does not skew.
+Findings: benchmarks/results/target-error-study.md.
 """
 
 from __future__ import annotations
 
+import os
 import sys
-import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
+import xaicli.methods.shap_permutation as permutation
 from benchmarks import fixtures
-from benchmarks.cases_shap import budget, shap_reference
-from benchmarks.common import Workspace, model_function, one_core, relative_errors, run_xai
+from xaicli.methods.sampling_error import TargetError
 
-TARGETS = ("1%", "2%", "5%")
-RESULTS = Path(__file__).parent / "results"
+N_ROWS, N_BACKGROUND, BUDGET = 40, 100, 2 * 30 + 2048
 
 
-def cases(n_rows: int, n_background: int):
-    rows, background = fixtures.breast_cancer_split(n_rows, n_background)
-    yield "GBC 30 feat proba", fixtures.breast_cancer_model("gbc"), rows, background, (
-        "predict_proba", 1, True
-    )
-    yield "MLP 30 feat", fixtures.tab30_mlp(), fixtures.tab30_rows(n_rows, seed=30), (
-        fixtures.tab30_rows(n_background, seed=31)
-    ), ("predict", None, False)
+def case(name: str):
+    if name == "gbc":
+        rows, background = fixtures.breast_cancer_split(N_ROWS, N_BACKGROUND)
+        model, columns = fixtures.breast_cancer_model("gbc"), list(rows.columns)
+        return (
+            rows,
+            background,
+            lambda X: model.predict_proba(pd.DataFrame(X, columns=columns))[:, 1:],
+        )
+    model = fixtures.tab30_mlp()
+    rows = fixtures.tab30_rows(N_ROWS, seed=30)
+    background = fixtures.tab30_rows(N_BACKGROUND, seed=31)
+    return rows, background, lambda X: model.predict(X)[:, None]
 
 
-def study(n_rows: int = 20, n_background: int = 100) -> list[str]:
-    lines = [
-        "| case | run | rows/s | speed vs shap Kernel | max err | mean err | coverage +-2 SE | rows at budget |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for label, model, rows, background, (method, column, on_frame) in cases(n_rows, n_background):
-        print(f"{label} ...", file=sys.stderr, flush=True)
-        with tempfile.TemporaryDirectory(prefix="xai-study-") as folder, one_core():
-            ws = Workspace(Path(folder))
-            data = ws.dataset("d", rows, background)
-            path = ws.model("m", model)
-            m = len(data.columns)
-            n_samples = budget(m)
-            reference = run_xai(
-                ws, path, data, warm=False, runs=1, algorithm="permutation",
-                n_samples=16 * n_samples, seed=1,
-            ).values  # fmt: skip
-            f = model_function(model, method, data.columns if on_frame else None, column=column)
-            shap_run = shap_reference(f, data, n_samples, 1)
-            shap_rate = n_rows / shap_run.kernel_s
-            err = relative_errors(shap_run.kernel_values, reference)
-            lines.append(
-                f"| {label} | shap Kernel nsamples={n_samples} | {shap_rate:.1f} | 1.00x | "
-                f"{err[0]:.3f} | {err[1]:.4f} | | |"
+def target_of(spec: str, spread: float) -> TargetError:
+    if spec.endswith("mad"):
+        return TargetError(float(spec[:-3]) / 100 * spread, relative=False)
+    if spec.endswith("%"):
+        return TargetError(float(spec[:-1]) / 100, relative=True)
+    return TargetError(float(spec), relative=False)
+
+
+def main(name: str, specs: list[str]) -> None:
+    permutation.FIRST_ROUND_PAIRS = int(os.environ.get("FIRST", permutation.FIRST_ROUND_PAIRS))
+    rows, background, model = case(name)
+    X, B = rows.to_numpy(float), background.to_numpy(float)
+    index = np.arange(len(X))
+    cached = Path(f"/tmp/xai-study-reference-{name}.npy")
+    if cached.exists():
+        reference = np.load(cached)
+    else:
+        reference = permutation.explain_permutation(
+            model, X, background=B, row_index=index, n_samples=8 * BUDGET, seed=1
+        ).values
+        np.save(cached, reference)
+    scale = np.mean(np.abs(reference))
+    f_background = model(B)
+    spread = float(np.mean(np.abs(f_background - f_background.mean(axis=0))))
+    calls = [0]
+
+    def counted(A):
+        calls[0] += len(A)
+        return model(A)
+
+    for spec in specs:
+        calls[0] = 0
+        start = time.perf_counter()
+        if spec == "shap":
+            import shap
+
+            np.random.seed(0)
+            explainer = shap.KernelExplainer(lambda A: model(A)[:, 0], B)
+            values = np.asarray(
+                explainer.shap_values(X, nsamples=BUDGET, l1_reg=False, silent=True)
             )
-            runs = {f"permutation n_samples={n_samples} (fixed)": {"n_samples": n_samples}}
-            runs |= {f"permutation target {t}": {"target_error": t} for t in TARGETS}
-            for name, options in runs.items():
-                run = run_xai(ws, path, data, algorithm="permutation", errors=True, **options)
-                err = relative_errors(run.values, reference)
-                se = run.standard_errors
-                coverage = float(np.mean(np.abs(run.values - reference) <= 2 * se))
-                at_budget = "" if run.converged is None else int((~run.converged).sum())
-                rate = n_rows / run.seconds
-                lines.append(
-                    f"| {label} | {name} | {rate:.1f} | {rate / shap_rate:.2f}x | {err[0]:.3f} | "
-                    f"{err[1]:.4f} | {coverage:.3f} | {at_budget} |"
-                )
-                print(lines[-1], file=sys.stderr, flush=True)
-    return lines
-
-
-def main() -> None:
-    lines = study()
-    text = "\n".join(
-        [
-            "# Target error study",
-            "",
-            "Errors are relative to the mean |reference value| (the reference: permutation "
-            "SHAP at 16x shap's default budget, seed 1); 20 rows, 100 background rows, one core.",
-            "",
-            *lines,
-            "",
-        ]
-    )
-    (RESULTS / "target-error-study.md").write_text(text)
-    print(text)
+            err = np.abs(values - reference[:, 0])
+            print(f"{name} shap: max {err.max() / scale:.3f} mean {err.mean() / scale:.4f}")
+            continue
+        target = None if spec == "fixed" else target_of(spec, spread)
+        result = permutation.explain_permutation(
+            counted, X, background=B, row_index=index, n_samples=BUDGET, target=target,
+            errors=True,
+        )  # fmt: skip
+        seconds = time.perf_counter() - start
+        err = np.abs(result.values - reference)
+        coverage = np.mean(err <= 2 * result.standard_errors)
+        pairs = (calls[0] / len(X) - N_BACKGROUND) / (2 * 29) / N_BACKGROUND
+        at_budget = 0 if result.converged is None else int((~result.converged).sum())
+        print(
+            f"{name} {spec}: max {err.max() / scale:.3f} mean {err.mean() / scale:.4f} "
+            f"coverage {coverage:.3f} at budget {at_budget} pairs/row {pairs:.2f} {seconds:.1f}s"
+        )
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1], sys.argv[2:])

@@ -78,7 +78,7 @@ def explain_permutation(
         return walk.to_target(target, max_pairs)
     rows = np.arange(n_rows)
     if not errors:
-        values = walk.reduce(rows, max_pairs, lambda pairs: pairs.mean(axis=(1, 3)))
+        values = walk.reduce(rows, max_pairs, lambda orders: orders.mean(axis=(1, 3)))
         return walk.attributions(values.transpose(0, 2, 1))
     stats = walk.reduce(rows, max_pairs, _mean_and_spread)
     values = stats[..., 0, 0]  # (g, M, K): the same mean as without errors, to the last bit
@@ -125,8 +125,9 @@ class _Walk:
     def reduce(
         self, rows: IntArray, n_pairs: int, summarise: Callable[[FloatArray], FloatArray]
     ) -> FloatArray:
-        """``summarise(pairs)`` of the next ``n_pairs`` pairs of each of ``rows`` (positions
-        in X), where pairs (g, n_pairs, M, B, K) are the antithetic pairs' contributions."""
+        """``summarise(orders)`` of the next ``n_pairs`` pairs of each of ``rows`` (positions
+        in X), where orders (g, 2 n_pairs, M, B, K) are the contributions of each ordering,
+        an antithetic pair's two orderings side by side."""
         m, n_background = self.n_features, self.n_background
         n_orders = 2 * n_pairs
         prefix = np.arange(1, m)  # prefixes of size 1..M-1; sizes 0 and M are f(z_b) and f(x)
