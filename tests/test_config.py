@@ -134,6 +134,7 @@ def _valid_value(field: str, tmp_path: Path) -> object:
         "baseline": "median",
         "scheduler": "tcp://127.0.0.1:8786",
         "n_jobs": 2,
+        "target_error": "5%",
     }
     if field in special:
         return special[field]
