@@ -19,7 +19,7 @@ PARAMETER_KEYS = (
     "output", "classes", "background", "background_size", "n_samples", "kernel_width",
     "discretize", "num_features", "lime_neighbourhood", "baseline", "steps", "n_jobs",
     "chunk_size", "seed", "layout", "overwrite", "resume", "trust_model", "manifest", "quiet",
-    "max_eval_rows", "on_invalid", "backend", "scheduler",
+    "max_eval_rows", "on_invalid", "backend", "scheduler", "errors", "target_error",
 )  # fmt: skip
 
 

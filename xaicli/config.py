@@ -114,8 +114,6 @@ FIELD_NAMES = (
     "background",
     "background_size",
     "n_samples",
-    "errors",
-    "target_error",
     "kernel_width",
     "discretize",
     "num_features",
@@ -135,6 +133,9 @@ FIELD_NAMES = (
     "on_invalid",
     "backend",
     "scheduler",
+    # added with format version 2: after the earlier keys, whose order manifests keep
+    "errors",
+    "target_error",
 )
 # field -> the ExplainConfig attribute of its group
 GROUP_OF: dict[str, str] = {f.name: group for group, cls in GROUPS.items() for f in fields(cls)}
