@@ -223,6 +223,8 @@ class XaiRun:
     predictions: np.ndarray  # (n_rows,)
     algorithm: str
     small_run_s: float | None  # a 2-row run: mostly the fixed cost of one run
+    standard_errors: np.ndarray | None = None  # (n_rows, M) with --errors or a target
+    converged: np.ndarray | None = None  # (n_rows,) with a target error
 
 
 def run_xai(
@@ -282,6 +284,10 @@ def run_xai(
         predictions=table["prediction"].to_numpy(dtype=np.float64),
         algorithm=summary.algorithm,
         small_run_s=small_run_s,
+        standard_errors=table[[f"{c}_se" for c in data.columns]].to_numpy(dtype=np.float64)
+        if f"{data.columns[0]}_se" in table
+        else None,
+        converged=table["converged"].to_numpy(dtype=bool) if "converged" in table else None,
     )
 
 

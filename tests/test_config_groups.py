@@ -21,7 +21,7 @@ PARAMETER_KEYS = (
     "discretize", "num_features", "lime_neighbourhood", "baseline", "steps", "n_jobs",
     "chunk_size", "seed", "layout", "overwrite", "resume", "trust_model", "manifest", "quiet",
     "max_eval_rows", "on_invalid", "backend", "scheduler",
-    "reasons", "reason_direction", "reason_groups", "reason_text",
+    "reasons", "reason_direction", "reason_groups", "reason_text", "errors", "target_error",
 )  # fmt: skip
 
 

@@ -41,7 +41,8 @@ def explain(
     **options
         The options of ``xai explain`` under their configuration names: ``features``,
         ``id_cols``, ``method``, ``algorithm``, ``output``, ``classes``, ``background``
-        (a path or a DataFrame), ``background_size``, ``n_samples``, ``kernel_width``,
+        (a path or a DataFrame), ``background_size``, ``n_samples``, ``errors``,
+        ``target_error``, ``kernel_width``,
         ``discretize``, ``num_features``, ``lime_neighbourhood``, ``baseline``, ``steps``,
         ``n_jobs``, ``chunk_size``, ``seed``, ``layout``, ``max_eval_rows``,
         ``on_invalid``, ``backend``, ``scheduler``, ``trust_model``, ``overwrite``.

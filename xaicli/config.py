@@ -58,6 +58,8 @@ class Compute:
     method: Method = "auto"
     algorithm: Algorithm = "auto"
     n_samples: int | None = None
+    errors: bool = False
+    target_error: str | None = None  # "0.01" (absolute), "5%" (of |prediction - base|), "auto"
     kernel_width: float | None = None
     discretize: bool = True
     num_features: int | None = None
@@ -144,6 +146,9 @@ FIELD_NAMES = (
     "reason_direction",
     "reason_groups",
     "reason_text",
+    # added with format version 2: after the earlier keys, whose order manifests keep
+    "errors",
+    "target_error",
 )
 # field -> the ExplainConfig attribute of its group
 GROUP_OF: dict[str, str] = {f.name: group for group, cls in GROUPS.items() for f in fields(cls)}
@@ -272,6 +277,8 @@ def build_config(values: dict[str, Any], *, name: Callable[[str], str]) -> Expla
         raise UsageError(
             f"{name('kernel_width')} must be positive and at most 1e150; got {v['kernel_width']}"
         )
+    if "target_error" in v:
+        v["target_error"] = _target_error(v["target_error"], name)
     if v.get("backend") == "dask" and not v.get("scheduler"):
         raise UsageError(f"{name('backend')} dask needs {name('scheduler')} ADDRESS")
     _check_reasons(v, name)
@@ -301,6 +308,22 @@ def _check_reasons(v: dict[str, Any], name: Callable[[str], str]) -> None:
             f"{name('reasons')} adds columns to the wide layout; drop {name('layout')} long, or "
             "run 'xai reasons' on the long table afterwards"
         )
+
+
+def _target_error(value: Any, name: Callable[[str], str]) -> str:
+    """--target-error as written: a positive number, or a positive percentage."""
+    from xaicli.methods.sampling_error import parse_target_error
+
+    text = str(value).strip()
+    try:
+        parse_target_error(text)
+    except ValueError:
+        raise UsageError(
+            f"{name('target_error')} must be a positive number (in the explained output's "
+            "units), a percentage of |prediction - base value|, or auto, e.g. 0.01 or 5%; "
+            f"got {value!r}"
+        ) from None
+    return text
 
 
 def method_choices() -> tuple[str, ...]:

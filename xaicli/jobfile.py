@@ -118,6 +118,10 @@ def _check_type(key: str, value: Any, name: Callable[[str], str]) -> Any:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise bad("a number")
         return float(value)
+    if key == "target_error":  # an absolute target may be written as a number
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise bad('a number or a string such as "5%"')
+        return str(value)
     if not isinstance(value, str):
         raise bad("a string")
     return value

@@ -120,6 +120,11 @@ class Reporter:
                 method=summary.method,
                 algorithm=summary.algorithm,
                 skipped_rows=getattr(summary, "skipped_rows", 0),
+                **(
+                    {"rows_at_budget": summary.rows_at_budget}
+                    if getattr(summary, "rows_at_budget", None) is not None
+                    else {}
+                ),
             )
             return
         if self.quiet:
@@ -130,9 +135,16 @@ class Reporter:
         rejected = (
             f", {summary.skipped_rows:,} invalid rows rejected" if summary.skipped_rows else ""
         )
+        at_budget = getattr(summary, "rows_at_budget", None)
+        budget = (
+            f"; {at_budget:,} rows stopped at --n-samples above the target error "
+            "(converged = false)"
+            if at_budget
+            else ""
+        )
         self._print(
             f"explained {summary.rows:,} rows ({summary.output_rows:,} output rows{rejected}) in "
-            f"{summary.seconds:.1f}s, {rate:,.0f} rows/s -> {where}"
+            f"{summary.seconds:.1f}s, {rate:,.0f} rows/s -> {where}{budget}"
         )
 
     @contextmanager

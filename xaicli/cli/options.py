@@ -104,7 +104,26 @@ BackgroundWeights = Annotated[
 NSamples = Annotated[
     int | None,
     Opt(
-        help="Samples per row: coalitions for kernel/permutation SHAP (default 2M+2048), neighbours for LIME (default 5000).",
+        help="Samples per row: coalitions for kernel/permutation SHAP (default 2M+2048; with a target error, the most a row may take), neighbours for LIME (default 5000). Given without --target-error: a fixed budget.",
+        show_default=False,
+    ),
+]
+Errors = Annotated[
+    bool,
+    Opt(
+        "--errors",
+        help="Kernel/permutation SHAP: also write each attribution's standard error, estimated "
+        "from the sampling (wide: a <feature>_se column per feature; long: an se column).",
+    ),
+]
+TargetError = Annotated[
+    str | None,
+    Opt(
+        help="Permutation SHAP: sample each row in rounds until every attribution's "
+        "standard error is at most E (in the explained output's units), E% of the row's "
+        "|prediction - base value|, or auto (2% of the output's mean |f(z) - base value| "
+        "over the background rows); --n-samples is then the most a row may take, and rows "
+        "that reach it are flagged (converged = false). Default without --n-samples: auto.",
         show_default=False,
     ),
 ]

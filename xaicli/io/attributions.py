@@ -18,7 +18,16 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from xaicli.errors import DataError
-from xaicli.io.layout import FIXED_LONG, FIXED_WIDE, ROW, known_extras, reason_columns_in
+from xaicli.io.layout import (
+    CONVERGED,
+    FIXED_LONG,
+    FIXED_WIDE,
+    ROW,
+    SE_LONG,
+    known_extras,
+    reason_columns_in,
+    se_column,
+)
 from xaicli.io.writer import FINAL_KEY, METADATA_KEY
 
 SUFFIXES = (".parquet", ".pq", ".csv")
@@ -37,7 +46,10 @@ class AttributionTable:
     outputs:        the explained outputs (class labels, ``prediction``, ...), in order.
     features:       the feature columns (wide) or values of ``feature`` (long), in order.
     id_columns:     the columns that identify input rows (the ``--id-col`` columns, or ``row``).
-    extra_columns:  method extras of the wide layout (``score``, ``completeness_error``, ...).
+    extra_columns:  method extras of the wide layout (``score``, ``completeness_error``,
+                    ``converged``, ...).
+    se_columns:     the standard errors' columns (``--errors``; format version 2): wide,
+                    ``<feature>_se`` in feature order; long, ``se``; () without them.
     reason_columns: the reason columns of the wide layout (``reason_1``, ..., ``summary``), or ().
     base_values:    output -> base value, when every row of that output shares one (SHAP).
     format_version: the table format's version (None for files written before it existed).
@@ -52,6 +64,7 @@ class AttributionTable:
     features: tuple[str, ...]
     id_columns: tuple[str, ...]
     extra_columns: tuple[str, ...]
+    se_columns: tuple[str, ...] = ()
     base_values: dict[str, float] = field(default_factory=dict)
     format_version: int | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
@@ -76,6 +89,7 @@ class AttributionSource:
     features: tuple[str, ...]
     id_columns: tuple[str, ...]
     extra_columns: tuple[str, ...]
+    se_columns: tuple[str, ...] = ()
     format_version: int | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     reason_columns: tuple[str, ...] = ()
@@ -102,7 +116,9 @@ def open_attributions(path: str | Path) -> AttributionSource:
     id_columns = _id_columns(columns, metadata)
     if len(files) > 1 and any(tuple(_column_names(f)) != tuple(columns) for f in files[1:]):
         raise DataError(f"the files in {path} do not share one set of columns")
-    extras = tuple(c for c in columns if c in known_extras()) if layout == "wide" else ()
+    extras = (
+        tuple(c for c in columns if c in (*known_extras(), CONVERGED)) if layout == "wide" else ()
+    )
     features: tuple[str, ...]
     outputs: tuple[str, ...]
     reasons: tuple[str, ...] = ()
@@ -113,9 +129,14 @@ def open_attributions(path: str | Path) -> AttributionSource:
     elif layout == "wide":
         reasons = reason_columns_in(columns)
         taken = set(id_columns) | set(FIXED_WIDE) | set(extras) | set(reasons)
-        features = tuple(c for c in columns if c not in taken)
+        features = _features_without_errors(tuple(c for c in columns if c not in taken))
     else:
         features = _distinct(files, id_columns, "feature")
+    if layout == "wide":
+        se_columns = tuple(se_column(f) for f in features if se_column(f) in columns)
+        se_columns = se_columns if len(se_columns) == len(features) else ()
+    else:
+        se_columns = (SE_LONG,) if SE_LONG in columns else ()
     if metadata.get("outputs"):
         outputs = tuple(str(o) for o in metadata["outputs"])
     else:
@@ -131,6 +152,7 @@ def open_attributions(path: str | Path) -> AttributionSource:
         features=features,
         id_columns=id_columns,
         extra_columns=extras,
+        se_columns=se_columns,
         format_version=metadata.get("format_version"),
         metadata=metadata,
         reason_columns=reasons,
@@ -151,11 +173,21 @@ def read_attributions(path: str | Path) -> AttributionTable:
         features=source.features,
         id_columns=source.id_columns,
         extra_columns=source.extra_columns,
+        se_columns=source.se_columns,
         base_values=_base_values(frame, source.layout, source.metadata),
         format_version=source.format_version,
         metadata=source.metadata,
         reason_columns=source.reason_columns,
     )
+
+
+def _features_without_errors(columns: tuple[str, ...]) -> tuple[str, ...]:
+    """The feature columns of a wide table without metadata: its ``<feature>_se`` columns,
+    when every feature before them has one, are standard errors (``--errors``)."""
+    n = len(columns) // 2
+    if n and columns[n:] == tuple(se_column(f) for f in columns[:n]):
+        return columns[:n]
+    return columns
 
 
 def _distinct(files: list[Path], id_columns: tuple[str, ...], column: str) -> tuple[str, ...]:

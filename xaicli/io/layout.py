@@ -1,10 +1,17 @@
 """Shape attributions into the output table: the stable interface documented in the README.
 
 wide: id columns (or ``row``), ``output``, ``base_value``, ``prediction``, method extras
-      (e.g. ``completeness_error``), the reason columns when asked for (``reason_1``, ...,
-      ``summary``), then one column per feature named as the feature.
-long: id columns (or ``row``), ``output``, ``feature``, ``attribution``, ``rank``.
+      (e.g. ``completeness_error``), ``converged`` (with a target error), the reason columns
+      when asked for (``reason_1``, ..., ``summary``), then one column per feature named as
+      the feature, then (``--errors``) one ``<feature>_se`` column per feature with its
+      standard error.
+long: id columns (or ``row``), ``output``, ``feature``, ``attribution``, ``rank``, then
+      ``se`` (``--errors``) and ``converged`` (with a target error).
 One row per input row and explained output (long: and feature), in input order.
+
+Version 2 added the reason columns, and the standard error and ``converged`` columns; they
+are written only when the run asked for them (or, ``converged``, sampled to its default
+target), so a version-1 reader still reads every other column as before.
 """
 
 from __future__ import annotations
@@ -21,13 +28,21 @@ from xaicli.methods.base import Attributions
 ROW = "row"
 #: Version of the table format (columns, their order and meaning, the metadata keys);
 #: raised whenever any of them changes, and recorded in the metadata and the manifest.
-#: 2: the optional reason columns of the wide layout (a table without them is as in 1).
+#: 2: the optional reason columns of the wide layout, the standard error and ``converged``
+#: columns (a table without them is as in 1).
 FORMAT_VERSION = 2
 FIXED_WIDE = ("output", "base_value", "prediction")
 FIXED_LONG = ("output", "feature", "attribution", "rank")
+SE_SUFFIX = "_se"  # wide: the standard error of feature f is in column f + SE_SUFFIX
+SE_LONG = "se"
+CONVERGED = "converged"
 _REASON_COLUMN = re.compile(r"reason_[1-9][0-9]*(_code|_text|_value|_attribution)?")
 #: The sentence column added with the reasons.
 SUMMARY = "summary"
+
+
+def se_column(feature: str) -> str:
+    return feature + SE_SUFFIX
 
 
 def is_reason_column(name: str) -> bool:
@@ -44,10 +59,10 @@ def reason_columns_in(columns: Sequence[str], features: Sequence[str] = ()) -> t
     return tuple(c for c in columns if is_reason_column(c) and c not in features)
 
 
-def with_reason_columns(table: pa.Table, reasons: pa.Table, n_features: int) -> pa.Table:
-    """``table`` (wide) with the reason columns inserted before its ``n_features`` feature
-    columns (the last ones)."""
-    position = table.num_columns - n_features
+def with_reason_columns(table: pa.Table, reasons: pa.Table, n_after: int) -> pa.Table:
+    """``table`` (wide) with the reason columns inserted before its last ``n_after`` columns
+    (the features' attributions, and their standard errors when written)."""
+    position = table.num_columns - n_after
     for offset, field in enumerate(reasons.schema):
         table = table.add_column(position + offset, field, reasons.column(field.name))
     return table
@@ -62,12 +77,21 @@ def known_extras() -> tuple[str, ...]:
 
 
 def check_names(
-    features: Sequence[str], id_cols: Sequence[str], extras: Sequence[str], layout: str
+    features: Sequence[str],
+    id_cols: Sequence[str],
+    extras: Sequence[str],
+    layout: str,
+    *,
+    errors: bool = False,
+    converged: bool = False,
 ) -> None:
-    """Refuse tables whose column names would collide."""
+    """Refuse tables whose column names would collide. errors, converged: the standard
+    error columns and ``converged`` are written."""
     keys = list(id_cols) or [ROW]
     if layout == "wide":
-        taken = keys + list(FIXED_WIDE) + list(extras)
+        taken = keys + list(FIXED_WIDE) + list(extras) + ([CONVERGED] if converged else [])
+        if errors:
+            taken += [se_column(f) for f in features]
         clash = sorted(set(taken) & set(features)) or sorted(
             {c for c in taken if taken.count(c) > 1}
         )
@@ -77,7 +101,9 @@ def check_names(
                 "rename it or use --layout long"
             )
     else:
-        clash = sorted(set(keys) & set(FIXED_LONG))
+        fixed = set(FIXED_LONG) | ({SE_LONG} if errors else set())
+        fixed |= {CONVERGED} if converged else set()
+        clash = sorted(set(keys) & fixed)
         if clash:
             raise UsageError(
                 f"id column {clash[0]!r} clashes with an output column of --layout long"
@@ -103,9 +129,15 @@ def attribution_table(
         columns["prediction"] = pa.array(result.predictions.reshape(-1), pa.float64())
         for name, extra in result.extras.items():
             columns[name] = pa.array(np.asarray(extra, dtype=np.float64).reshape(-1), pa.float64())
+        if result.converged is not None:
+            columns[CONVERGED] = pa.array(np.repeat(result.converged, n_outputs), pa.bool_())
         flat = result.values.reshape(n_rows * n_outputs, n_features)
         for j, feature in enumerate(features):
             columns[feature] = pa.array(flat[:, j], pa.float64())
+        if result.standard_errors is not None:
+            se = result.standard_errors.reshape(n_rows * n_outputs, n_features)
+            for j, feature in enumerate(features):
+                columns[se_column(feature)] = pa.array(se[:, j], pa.float64())
         return pa.table(columns)
     per_row = n_outputs * n_features
     take = pa.array(np.repeat(np.arange(n_rows), per_row))
@@ -118,6 +150,10 @@ def attribution_table(
     )
     columns["attribution"] = pa.array(result.values.reshape(-1), pa.float64())
     columns["rank"] = pa.array(_ranks(result.values).reshape(-1), pa.int32())
+    if result.standard_errors is not None:
+        columns[SE_LONG] = pa.array(result.standard_errors.reshape(-1), pa.float64())
+    if result.converged is not None:
+        columns[CONVERGED] = pa.array(np.repeat(result.converged, per_row), pa.bool_())
     return pa.table(columns)
 
 

@@ -33,12 +33,29 @@ class Attributions:
     predictions: (n_rows, n_outputs) the model output that was explained.
     extras:      name -> (n_rows, n_outputs) extra per-row columns written after
                  ``prediction`` (e.g. ``completeness_error``, ``score``).
+    standard_errors: (n_rows, n_outputs, n_features) the sampling error of each value
+                 (``--errors``), or None.
+    converged:   (n_rows,) whether each row reached its target error before its budget
+                 ran out (``--target-error``), or None.
     """
 
     values: FloatArray
     base_values: FloatArray
     predictions: FloatArray
     extras: dict[str, FloatArray] = field(default_factory=dict)
+    standard_errors: FloatArray | None = None
+    converged: BoolArray | None = None
+
+    def take_rows(self, keep: np.ndarray) -> Attributions:
+        """The result for some of the rows (a boolean mask or positions)."""
+        return Attributions(
+            values=self.values[keep],
+            base_values=self.base_values[keep],
+            predictions=self.predictions[keep],
+            extras={name: extra[keep] for name, extra in self.extras.items()},
+            standard_errors=None if self.standard_errors is None else self.standard_errors[keep],
+            converged=None if self.converged is None else self.converged[keep],
+        )
 
 
 def row_rng(seed: int, row: int) -> np.random.Generator:
@@ -92,6 +109,12 @@ def concat_attributions(parts: list[Attributions]) -> Attributions:
         base_values=np.concatenate([p.base_values for p in parts]),
         predictions=np.concatenate([p.predictions for p in parts]),
         extras={k: np.concatenate([p.extras[k] for p in parts]) for k in parts[0].extras},
+        standard_errors=None
+        if parts[0].standard_errors is None
+        else np.concatenate([p.standard_errors for p in parts]),
+        converged=None
+        if parts[0].converged is None
+        else np.concatenate([p.converged for p in parts]),
     )
 
 
@@ -105,4 +128,8 @@ def select_outputs(result: Attributions, columns: tuple[int, ...]) -> Attributio
         base_values=result.base_values[:, cols],
         predictions=result.predictions[:, cols],
         extras={k: v[:, cols] for k, v in result.extras.items()},
+        standard_errors=None
+        if result.standard_errors is None
+        else result.standard_errors[:, cols, :],
+        converged=result.converged,
     )

@@ -129,6 +129,9 @@ class MethodSpec:
     aid:          the model-specific input the runner builds for each block from the model
                   and the run's structure: "tree", "tree-path", "network" or None.
     table_params: parameters that may name a table file.
+    sampling:     for a sampling algorithm, (params, n_features) -> (writes standard
+                  errors, writes ``converged``); None: it takes neither --errors nor
+                  --target-error.
     """
 
     method: str
@@ -139,6 +142,7 @@ class MethodSpec:
     extras: tuple[str, ...] = ()
     aid: str | None = None
     table_params: tuple[TableParam, ...] = ()
+    sampling: Callable[[Any, int], tuple[bool, bool]] | None = None
 
 
 @dataclass(frozen=True)

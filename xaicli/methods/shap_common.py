@@ -30,8 +30,8 @@ HybridFn = Callable[[FloatArray, BoolArray], FloatArray]
 
 
 def sampled_block(explain: Callable[..., Attributions]) -> Callable[[Block], Attributions]:
-    """The registry's block function of a sampling algorithm (kernel, permutation): both
-    take the same inputs, the perceptron's layers (``block.aid``) included."""
+    """The registry's block function of Kernel SHAP: its parameters, and the perceptron's
+    layers (``block.aid``)."""
 
     def compute(block: Block) -> Attributions:
         return explain(
@@ -43,6 +43,7 @@ def sampled_block(explain: Callable[..., Attributions]) -> Callable[[Block], Att
             n_samples=block.params.n_samples,
             max_eval_rows=block.max_eval_rows,
             hybrids=block.aid,
+            errors=block.params.errors,
         )
 
     return compute

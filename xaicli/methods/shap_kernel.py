@@ -29,6 +29,7 @@ import numpy as np
 
 from xaicli.methods.base import (
     Attributions,
+    BoolArray,
     FloatArray,
     IntArray,
     PredictFn,
@@ -49,6 +50,15 @@ DESIGN_STREAM = 0x4B53  # separates the design's random stream from the rows' st
 
 def kernel_design(n_features: int, n_samples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Coalitions (C, M) bool and their regression weights (C,), empty and full excluded."""
+    masks, weights, _ = sampled_kernel_design(n_features, n_samples, seed)
+    return masks, weights
+
+
+def sampled_kernel_design(
+    n_features: int, n_samples: int, seed: int
+) -> tuple[np.ndarray, np.ndarray, IntArray]:
+    """kernel_design, and its random draws (n_draws, 2): the positions in the coalitions of
+    each drawn coalition and of its complement (no rows when every size is enumerated)."""
     m = n_features
     if m < 2:
         raise ValueError(f"Kernel SHAP needs at least 2 features, got {m}")
@@ -81,6 +91,7 @@ def kernel_design(n_features: int, n_samples: int, seed: int) -> tuple[np.ndarra
         free = np.arange(low, high + 1)
         p = size_weight[free - 1] / size_weight[free - 1].sum()
         counts: dict[bytes, list] = {}
+        drawn: list[tuple[bytes, bytes]] = []
         for _ in range(remaining_budget // 2):
             s = rng.choice(free, p=p)
             mask = np.zeros(m, dtype=bool)
@@ -91,11 +102,17 @@ def kernel_design(n_features: int, n_samples: int, seed: int) -> tuple[np.ndarra
                     counts[key][1] += 1
                 else:
                     counts[key] = [member, 1]
+            drawn.append((mask.tobytes(), (~mask).tobytes()))
         total = sum(c for _, c in counts.values())
-        for member, c in counts.values():
+        position = {}
+        for key, (member, c) in counts.items():
+            position[key] = len(masks)
             masks.append(member)
             weights.append(remaining_weight * c / total)
-    return np.array(masks, dtype=bool), np.array(weights, dtype=np.float64)
+        draws = np.array([(position[a], position[b]) for a, b in drawn], dtype=np.int64)
+    else:
+        draws = np.zeros((0, 2), dtype=np.int64)
+    return np.array(masks, dtype=bool), np.array(weights, dtype=np.float64), draws.reshape(-1, 2)
 
 
 def _subsets_of_size(m: int, s: int):
@@ -135,20 +152,24 @@ def explain_kernel(
     n_samples: int | None = None,
     max_eval_rows: int = 200_000,
     hybrids: HybridFn | None = None,
+    errors: bool = False,
 ) -> Attributions:
     """Kernel SHAP values (n_rows, n_outputs, M) of ``predict`` for the rows X (n_rows, M).
 
     n_samples: coalitions per row (default 2M + 2048, shap's default); each is evaluated
     on every background row, B model calls.
+    errors: also estimate each value's standard error (``Attributions.standard_errors``):
+    see :func:`sandwich_variance`.
     """
     check_background(X, background)
     n_features = X.shape[1]
     budget = default_n_samples(n_features) if n_samples is None else int(n_samples)
-    masks, weights = kernel_design(n_features, budget, seed)
+    masks, weights, draws = sampled_kernel_design(n_features, budget, seed)
     # coalitions in lexicographic order: neighbouring hybrid rows then share most of their
     # values, which makes tree models markedly faster (their branches repeat)
     order = np.lexsort(masks.T[::-1])
     masks, weights = masks[order], weights[order]
+    draws = np.argsort(order)[draws]  # the draws' coalitions in the new order
     P, q = kernel_operator(masks, weights)
     role = background_relabelling(n_features, background.shape[0], seed)  # (B, M)
     # feature j of background row b takes design column role[b, j]
@@ -167,7 +188,13 @@ def explain_kernel(
         cols = cols.reshape(g, -1, n_background, n_out)  # (g, M, B, K) design columns
         cols += q[None, :, None, None] * (fx[block][:, None, :] - f_background)[:, None]
         per_background = np.take_along_axis(cols, role.T[None, :, :, None], axis=1)
-        return per_background.mean(axis=2).transpose(0, 2, 1)
+        values = per_background.mean(axis=2).transpose(0, 2, 1)
+        if not errors:
+            return values
+        variance = sandwich_variance(P, masks, draws, v, cols)  # (g, M, B, K) design columns
+        variance = np.take_along_axis(variance, role.T[None, :, :, None], axis=1)
+        standard_errors = np.sqrt(variance.sum(axis=2) / n_background**2).transpose(0, 2, 1)
+        return np.stack([values, standard_errors], axis=1)
 
     values = reduce_over_coalitions(
         predict,
@@ -180,14 +207,55 @@ def explain_kernel(
         max_eval_rows=max_eval_rows,
         hybrids=hybrids,
     )
+    standard_errors = None
+    if errors:
+        values, standard_errors = values[:, 0], values[:, 1]
     return Attributions(
-        values=values, base_values=np.broadcast_to(base, fx.shape).copy(), predictions=fx
+        values=values,
+        base_values=np.broadcast_to(base, fx.shape).copy(),
+        predictions=fx,
+        standard_errors=standard_errors,
     )
+
+
+def sandwich_variance(
+    P: FloatArray, masks: BoolArray, draws: IntArray, v: FloatArray, cols: FloatArray
+) -> FloatArray:
+    """The sampling variance (g, M, B, K) of each background row's fit, in design columns.
+
+    The fit is linear in the game, and reproduces additive games, so its error is
+    ``P @ r`` with r the residuals of the game around its Shapley values (Covert & Lee
+    2021 study this estimator's variance). Only the drawn coalitions vary: the error is a
+    sum of one independent term per draw (a coalition and its complement, each with its
+    share of the merged coalition's column of P), and its variance n_draws times the
+    variance of those terms, estimated from them with the fitted values' residuals.
+    v: (g, C, B, K) the game's values minus v(empty); cols: (g, M, B, K) the fits.
+    """
+    g, n_coalitions, n_background, n_out = v.shape
+    n_draws = len(draws)
+    if n_draws < 2:  # every coalition enumerated: the fit is exact
+        return np.zeros(cols.shape)
+    Z = masks.astype(np.float64)
+    fitted = np.matmul(Z, cols.reshape(g, Z.shape[1], -1))  # (g, C, B K)
+    residuals = v.reshape(g, n_coalitions, -1) - fitted
+    counts = np.bincount(draws.ravel(), minlength=n_coalitions).astype(np.float64)
+    share = P / np.maximum(counts, 1.0)[None, :]  # (M, C): a draw's part of a column
+    a, b = share[:, draws[:, 0]].T, share[:, draws[:, 1]].T  # (n_draws, M)
+    ra, rb = residuals[:, draws[:, 0]], residuals[:, draws[:, 1]]  # (g, n_draws, B K)
+    total = np.matmul(a.T, ra) + np.matmul(b.T, rb)  # (g, M, B K): sum of the terms
+    squares = (
+        np.matmul(np.square(a).T, np.square(ra))
+        + 2 * np.matmul((a * b).T, ra * rb)
+        + np.matmul(np.square(b).T, np.square(rb))
+    )
+    spread = np.maximum(squares - np.square(total) / n_draws, 0.0) / (n_draws - 1)
+    return (n_draws * spread).reshape(cols.shape)
 
 
 @dataclass(frozen=True)
 class KernelParams:
     n_samples: int | None = None  # None: default_n_samples(M)
+    errors: bool = False  # write each value's standard error
 
 
 def _prepare(params: KernelParams, inputs: RunInputs) -> Setup:
@@ -200,8 +268,19 @@ def _prepare(params: KernelParams, inputs: RunInputs) -> Setup:
     return Setup()
 
 
+def _sampling(params: KernelParams, n_features: int) -> tuple[bool, bool]:
+    """(standard errors written, ``converged`` written): no target, one shared design."""
+    return params.errors, False
+
+
 register(
     MethodSpec(
-        "shap", "kernel", KernelParams, sampled_block(explain_kernel), _prepare, aid="network"
+        "shap",
+        "kernel",
+        KernelParams,
+        sampled_block(explain_kernel),
+        _prepare,
+        aid="network",
+        sampling=_sampling,
     )
 )

@@ -256,12 +256,7 @@ def _finite_rows_only(
         chunk, on_reject, keys.append_column("reason", pa.array(reasons, pa.string())), bad
     )
     keep = ~bad
-    kept = Attributions(
-        values=result.values[keep],
-        base_values=result.base_values[keep],
-        predictions=result.predictions[keep],
-        extras={name: extra[keep] for name, extra in result.extras.items()},
-    )
+    kept = result.take_rows(keep)
     return kept, chunk.keys.filter(pa.array(keep)), keep
 
 
@@ -320,6 +315,8 @@ def empty_result(plan: RunPlan) -> Attributions:
         base_values=np.zeros((0, k)),
         predictions=np.zeros((0, k)),
         extras={name: np.zeros((0, k)) for name in method_spec(plan.method, plan.algorithm).extras},
+        standard_errors=np.zeros((0, k, m)) if plan.standard_errors else None,
+        converged=np.zeros(0, dtype=bool) if plan.converged else None,
     )
 
 

@@ -27,6 +27,7 @@ from xaicli.io.lock import output_lock
 from xaicli.io.manifest import build_manifest
 from xaicli.io.writer import TableWriter, write_json_atomic
 from xaicli.methods.base import Attributions
+from xaicli.runner.error_summary import ErrorSummary
 from xaicli.runner.execute import (
     Timer,
     effective_chunk_size,
@@ -53,6 +54,7 @@ class RunSummary:
     algorithm: str
     skipped_rows: int = 0  # rejected by --on-invalid skip
     skipped: bool = False  # the output was already complete
+    rows_at_budget: int | None = None  # with a target error: rows that stopped above it
 
 
 def run_explain(
@@ -146,6 +148,13 @@ def _run(
         timer=timer,
         rejects=Rejects(),
         base_values=SharedBaseValues(),
+        errors=ErrorSummary(
+            prepared.plan.output.names,
+            prepared.plan.features,
+            config.destination.layout,
+            errors=prepared.plan.standard_errors,
+            converged=prepared.plan.converged,
+        ),
         on_progress=progress(prepared.n_rows) if progress is not None else None,
         on_note=on_note,
         reasons=reasons,
@@ -164,6 +173,7 @@ def _run(
         method=prepared.plan.method,
         algorithm=prepared.plan.algorithm,
         skipped_rows=run.rejects.count,
+        rows_at_budget=run.errors.unconverged if prepared.plan.converged else None,
     )
 
 
@@ -180,6 +190,7 @@ class _Run:
     timer: Timer
     rejects: Rejects
     base_values: SharedBaseValues
+    errors: ErrorSummary
     on_progress: Callable[[int], None] | None
     on_note: NoteFn | None
     reasons: ReasonPlan | None = None
@@ -250,6 +261,7 @@ def _compute_and_write(run: _Run) -> int:
                         table = store.read(index)
                     else:
                         store.commit(index, table)
+                run.errors.observe(table)
                 writer.write(table)
             _publish(run, writer)
     except BaseException:
@@ -281,6 +293,7 @@ def _publish(run: _Run, writer: TableWriter) -> None:
             "output_rows": writer.rows_written,
             "wall_time_s": round(run.timer.elapsed, 3),
             **run.base_values.facts(run.prepared.plan.output.names),
+            **run.errors.facts(),
         },
         _empty_schema(run.prepared, run.config, run.reasons),
     )
@@ -295,6 +308,7 @@ def _write_companions(run: _Run, output_rows: int) -> None:
         rejected_rows=run.rejects.count,
         wall_time_s=round(run.timer.elapsed, 3),
         **run.base_values.facts(run.prepared.plan.output.names),
+        **run.errors.facts(),
     )
     if run.config.destination.out != "-" and run.config.compute.on_invalid == "skip":
         run.rejects.write(_rejects_path(run.config))
@@ -444,4 +458,7 @@ def _empty_schema(
         plan.features,
         config.destination.layout,
     ).schema
-    return reasons.add_empty(schema, len(plan.features)) if reasons is not None else schema
+    if reasons is None:
+        return schema
+    n_after = len(plan.features) * (2 if plan.standard_errors else 1)  # features, their SEs
+    return reasons.add_empty(schema, n_after)

@@ -40,6 +40,8 @@ class RunPlan:
     params: Any = None  # the method's parameters: its registry entry's dataclass
     state: Any = None  # what the method prepared once per run (xaicli.methods.registry.Setup)
     max_eval_rows: int = 200_000
+    standard_errors: bool = False  # the results carry standard errors (sampling algorithms)
+    converged: bool = False  # ... and whether each row reached its target error
     model_object: Any = None  # only for remote workers (Dask): the model itself, sent once
     # What the method derives from the model and the background, built once while planning
     # (xaicli.runner.structure); read it with structure_of.

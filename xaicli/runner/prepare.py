@@ -4,7 +4,7 @@ on the user's input runs here, before any work starts."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -98,7 +98,15 @@ def _prepare(config: ExplainConfig) -> Prepared:
     spec = method_spec(method, algorithm)
     params = params_from(spec, config.flat_values())
     setup, invalid = _method_setup(spec, params, codec, invalid, background, features)
-    check_names(features, config.inputs.id_cols, spec.extras, config.destination.layout)
+    standard_errors, converged = _sampling_columns(config, spec, params, len(features))
+    check_names(
+        features,
+        config.inputs.id_cols,
+        spec.extras,
+        config.destination.layout,
+        errors=standard_errors,
+        converged=converged,
+    )
     # after the method's own limits (LIME without discretization cannot take NaN either)
     refuse_invalid_rows(scan, invalid, source, config.inputs.id_cols)
 
@@ -117,6 +125,8 @@ def _prepare(config: ExplainConfig) -> Prepared:
         params=params,
         state=setup.state,
         max_eval_rows=config.compute.max_eval_rows,
+        standard_errors=standard_errors,
+        converged=converged,
         structure=structure,
     )
     facts = {
@@ -223,6 +233,29 @@ def _method_setup(spec, params, codec, invalid, background, features):
             invalid, takes_nan=False, takes_inf=False, refuser=setup.refuser, advice=setup.advice
         )
     return setup, invalid
+
+
+def _sampling_columns(
+    config: ExplainConfig, spec: MethodSpec, params: Any, n_features: int
+) -> tuple[bool, bool]:
+    """(standard errors written, ``converged`` written); UsageError for --errors or
+    --target-error with an algorithm that does not take it."""
+    takes = {f.name for f in fields(spec.params)} if spec.sampling is not None else set()
+    name = f"{spec.method} {spec.algorithm}".strip()
+    if config.compute.errors and "errors" not in takes:
+        raise UsageError(
+            "--errors applies to sampled SHAP (--algorithm kernel or permutation); "
+            f"{name} has no sampling error to report: drop --errors or choose one of them"
+        )
+    if config.compute.target_error is not None and "target_error" not in takes:
+        raise UsageError(
+            f"--target-error applies to --algorithm permutation, not {name} (kernel SHAP "
+            "fits one design shared by every row: give it --n-samples); drop --target-error "
+            "or pass --algorithm permutation"
+        )
+    if spec.sampling is None:
+        return False, False
+    return spec.sampling(params, n_features)
 
 
 def _resolve_lists(config: ExplainConfig, columns: list[str]) -> ExplainConfig:

@@ -50,13 +50,13 @@ class ReasonPlan:
             output_kind=self.output_kind,
         )
         reasons = pa.Table.from_pandas(frame, schema=self.schema, preserve_index=False)
-        return with_reason_columns(table, reasons, n_features)
+        with_errors = result.standard_errors is not None  # <feature>_se after the features
+        return with_reason_columns(table, reasons, n_features * (2 if with_errors else 1))
 
-    def add_empty(self, schema: pa.Schema, n_features: int) -> pa.Schema:
-        """The schema of a table with no rows, with the reason columns."""
-        return with_reason_columns(
-            schema.empty_table(), self.schema.empty_table(), n_features
-        ).schema
+    def add_empty(self, schema: pa.Schema, n_after: int) -> pa.Schema:
+        """The schema of a table with no rows, with the reason columns before its last
+        ``n_after`` columns (see :func:`~xaicli.io.layout.with_reason_columns`)."""
+        return with_reason_columns(schema.empty_table(), self.schema.empty_table(), n_after).schema
 
 
 def plan_reasons(
