@@ -14,6 +14,11 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[test,demo]"
 	touch $(STAMP)
 
+# the benchmarks' peers (woodelf-explainer): never part of the runtime or test install
+$(VENV)/.bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[test,demo,bench]"
+	touch $@
+
 sample_data/models/.built: $(STAMP) sample_data/train_models.py
 	$(BIN)/python sample_data/train_models.py sample_data/models
 	touch $@
@@ -38,10 +43,10 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check xaicli tests benchmarks
 	$(BIN)/mypy
 
-bench: sample_data/models/.built
+bench: sample_data/models/.built $(VENV)/.bench
 	$(BIN)/python -m benchmarks.run
 
-bench-quick: sample_data/models/.built
+bench-quick: sample_data/models/.built $(VENV)/.bench
 	$(BIN)/python -m benchmarks.run --quick
 
 clean:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from benchmarks import fixtures
 from benchmarks.common import Row, Sizes, Workspace, one_core, predict_bound, run_xai
-from xaicli.config import ExplainConfig
+from xaicli.config import Compute
 
 FAMILY = "4 Integrated Gradients"
 
@@ -26,7 +26,7 @@ def mlp(ws: Workspace, sizes: Sizes) -> list[Row]:
         fixtures.friedman_rows(sizes.background, seed=41),
     )
     path = ws.model("ig-mlp10", model)
-    steps = ExplainConfig.steps  # the CLI default
+    steps = Compute.steps  # the CLI default
     n = sizes.ig_rows
     with one_core():
         xai = run_xai(ws, path, data, method="ig")

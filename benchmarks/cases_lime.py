@@ -6,8 +6,6 @@ mean overlap of the top-5 features (by |weight|) of the two explanations.
 
 from __future__ import annotations
 
-from dataclasses import fields
-
 import numpy as np
 
 from benchmarks import fixtures
@@ -23,7 +21,7 @@ from benchmarks.common import (
     timed,
     top_k_overlap,
 )
-from xaicli.config import ExplainConfig
+from xaicli.config import FIELD_NAMES
 
 FAMILY = "3 LIME"
 N_SAMPLES = 5000
@@ -55,7 +53,7 @@ def neighbourhoods() -> list[str | None]:
     """xai's LIME neighbourhood modes: "shared" (the default: one pool of neighbours for
     every row, the model called once on it) and "per-row" (lime's own n_samples model
     calls per row). None: this xai version has no such option."""
-    if "lime_neighbourhood" in {f.name for f in fields(ExplainConfig)}:
+    if "lime_neighbourhood" in FIELD_NAMES:
         return ["shared", "per-row"]
     return [None]
 

@@ -319,3 +319,25 @@ def test_missing_library_names_the_extra(tmp_path, monkeypatch, library, save):
         monkeypatch.setitem(sys.modules, name, None)
     result, _ = _explain(tmp_path, path, _frame(28, 2), _frame(29, 4))
     _one_error_line(result, f"needs the {library} library", f"pip install 'xaicli[{library}]'")
+
+
+@pytest.mark.parametrize("kind", ["binary", "multiclass", "regressor"])
+def test_table_and_pair_engines_agree_on_oblivious_trees(catboost_models, kind):
+    """CatBoost's float32 borders and nan_mode routing give the same values in both TreeSHAP
+    engines (the enumeration test above checks the engine `auto` picks)."""
+    from xaicli.methods.shap_tree import interventional_tree_shap
+    from xaicli.models.trees import extract_tree_ensemble
+
+    model = catboost_models[kind]
+    ensemble = extract_tree_ensemble(model, "decision")
+    rows, background = _frame(11, 20), _frame(12, 40)
+    rows.loc[0, NAN_COLUMNS] = np.nan
+    background.loc[:3, NAN_COLUMNS] = np.nan
+    tables, pairs = (
+        interventional_tree_shap(ensemble, rows.to_numpy(), background.to_numpy(), engine=engine)
+        for engine in ("tables", "pairs")
+    )
+    scale = np.abs(pairs.values).max()
+    assert scale > 0
+    np.testing.assert_allclose(tables.values, pairs.values, rtol=0, atol=1e-9 * scale)
+    np.testing.assert_allclose(tables.predictions, _margin(model, rows.to_numpy()), rtol=1e-9)
