@@ -172,6 +172,10 @@ def test_bad_input_is_one_line_and_exit_2(macro, tmp_path):
     data.assign(quarter_id=[f"x{i}" for i in range(len(data))]).to_parquet(other_rows, index=False)
     fewer = tmp_path / "fewer.csv"
     pd.read_parquet(shap).drop(columns=["cpi"]).to_csv(fewer, index=False)
+    import joblib
+
+    shifted = LinearRegression().fit(data[FEATURES], model.predict(data[FEATURES]) + 1.0)
+    joblib.dump(shifted, tmp_path / "other_model.joblib")
     base = ("--model", folder / "model.joblib", "--data", folder / "data.parquet")
     cases = [
         ((tmp_path / "missing.parquet", *base), "not found"),
@@ -181,6 +185,11 @@ def test_bad_input_is_one_line_and_exit_2(macro, tmp_path):
         ((shap, *base, "--against", fewer), "do not explain the same features"),
         ((shap, *base, "--out", tmp_path / "q.txt"), "cannot tell the format"),
         ((shap, "--data", folder / "data.parquet"), "--model required"),
+        # another model's outputs: the metrics would describe nothing
+        (
+            (shap, "--model", tmp_path / "other_model.joblib", "--data", folder / "data.parquet"),
+            "differ from the table's predictions",
+        ),
     ]
     for args, expected in cases:
         result = run_cli("evaluate", *args)

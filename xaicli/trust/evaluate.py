@@ -237,9 +237,10 @@ def _completeness(result: Evaluation, source: AttributionSource, sampled, model_
         worst = float(np.nanmax(gap)) if gap.size else 0.0
         scale = float(np.nanmax(np.abs(model_outputs))) if gap.size else 1.0
         if worst > 1e-6 * max(scale, 1.0):
-            result.notes.append(
-                f"the model's outputs differ from the table's predictions by up to {worst:.3g}: "
-                "is this the model and data of the run?"
+            # metrics of another model's (or other rows') outputs would describe nothing
+            raise DataError(
+                f"the model's outputs differ from the table's predictions by up to {worst:.3g}; "
+                "pass the model and data the table was computed with"
             )
     else:
         predictions = model_outputs
