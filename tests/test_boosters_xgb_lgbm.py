@@ -454,3 +454,32 @@ def test_table_and_pair_engines_agree_on_booster_trees(name):
     assert scale > 0
     np.testing.assert_allclose(results[0].values, results[1].values, rtol=0, atol=1e-9 * scale)
     np.testing.assert_allclose(results[0].base_values, results[1].base_values, rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("name", "output"), [("lgb_regressor", "auto"), ("xgb_binary", "decision")]
+)
+def test_tree_shap_on_boosters_defaults_to_a_1000_row_background(tmp_path, name, output):
+    """Its cost does not grow with the background, so the larger default applies."""
+    model_path, data, out = tmp_path / "m.joblib", tmp_path / "d.parquet", tmp_path / "o.parquet"
+    joblib.dump(_fitted(name), model_path)
+    _as_text(_table(5, 1200)).to_parquet(data)
+    result = run_cli(
+        "explain", "--model", model_path, "--data", data, "--out", out, "--output", output
+    )
+    assert result.exit_code == 0, result.stderr
+    manifest = json.loads(out.with_name(out.name + ".manifest.json").read_text())
+    assert (manifest["algorithm"], manifest["background_rows"]) == ("tree", 1000)
+
+
+def test_a_boosted_probability_keeps_the_100_row_background(tmp_path):
+    """Sampled or enumerated: each background row costs model calls."""
+    from xaicli.config import ExplainConfig
+    from xaicli.runner.prepare import DEFAULT_BACKGROUND_SIZE, _background_size
+
+    config = ExplainConfig.from_values(
+        model="m.joblib", data=tmp_path / "d.parquet", out=str(tmp_path / "o.parquet")
+    )
+    for output, expected in (("proba", DEFAULT_BACKGROUND_SIZE), ("decision", 1000)):
+        config = config.with_values(output=output)
+        assert _background_size(config, _fitted("xgb_binary")) == expected

@@ -30,6 +30,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from xaicli.methods.base import FloatArray
 from xaicli.methods.tree_ensemble import NUMERIC, TreeEnsemble
+from xaicli.models.adapter import is_classifier as predicts_classes
 from xaicli.models.boosters import booster_family
 from xaicli.models.catboost_trees import extract_catboost_ensemble, is_catboost
 from xaicli.models.tree_builder import category_table
@@ -114,6 +115,10 @@ def may_run_tree_shap(model: Any, output: str) -> bool:
     boosted = (GradientBoostingClassifier, HistGradientBoostingClassifier)
     if isinstance(final, boosted):
         return output == "decision"
+    if booster_family(final) is not None or is_catboost(final):
+        # the margin always; a regressor's prediction too, unless its objective has a link
+        regressor = not predicts_classes(final)
+        return output == "decision" or (regressor and output in ("auto", "predict"))
     supported = (
         *_FORESTS,
         *_SINGLE_TREES,
