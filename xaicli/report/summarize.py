@@ -68,9 +68,10 @@ def _group_batches(
 
 
 def _attribution_columns(source: AttributionSource) -> set[str]:
+    """The numbers of the attributions and their standard errors: nothing to group by."""
     if source.layout == "wide":
-        return set(source.features)
-    return {"attribution"}
+        return set(source.features) | set(source.se_columns)
+    return {"attribution", *source.se_columns}
 
 
 def _joined_groups(
