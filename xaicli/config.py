@@ -69,6 +69,8 @@ class Compute:
     seed: int = 0
     max_eval_rows: int = 200_000
     on_invalid: OnInvalid = "error"
+    interactions: bool = False  # the table of pairwise interaction values (exact TreeSHAP)
+    interactions_top: int | None = None  # only the pairs among the K most important features
 
 
 @dataclass(frozen=True)
@@ -149,6 +151,9 @@ FIELD_NAMES = (
     # added with format version 2: after the earlier keys, whose order manifests keep
     "errors",
     "target_error",
+    # added with format version 3
+    "interactions",
+    "interactions_top",
 )
 # field -> the ExplainConfig attribute of its group
 GROUP_OF: dict[str, str] = {f.name: group for group, cls in GROUPS.items() for f in fields(cls)}
@@ -266,6 +271,7 @@ def build_config(values: dict[str, Any], *, name: Callable[[str], str]) -> Expla
         ("max_eval_rows", 1),
         ("num_features", 1),
         ("reasons", 1),
+        ("interactions_top", 1),
     ):
         if key in v and v[key] < least:
             raise UsageError(f"{name(key)} must be at least {least}; got {v[key]}")
@@ -282,6 +288,7 @@ def build_config(values: dict[str, Any], *, name: Callable[[str], str]) -> Expla
     if v.get("backend") == "dask" and not v.get("scheduler"):
         raise UsageError(f"{name('backend')} dask needs {name('scheduler')} ADDRESS")
     _check_reasons(v, name)
+    _check_interactions(v, name)
     data = Path(v["data"])
     out, out_format = _output(v.get("out"), data, v.get("out_format"), name)
     v.update(data=data, out=out, out_format=out_format, model=str(v["model"]))
@@ -308,6 +315,34 @@ def _check_reasons(v: dict[str, Any], name: Callable[[str], str]) -> None:
             f"{name('reasons')} adds columns to the wide layout; drop {name('layout')} long, or "
             "run 'xai reasons' on the long table afterwards"
         )
+
+
+def _check_interactions(v: dict[str, Any], name: Callable[[str], str]) -> None:
+    """The interaction table is its own shape, from exact TreeSHAP only: options that ask
+    for another method, shape or columns are refused (the algorithm ``auto`` resolves to
+    is checked once the model is loaded)."""
+    if not v.get("interactions"):
+        if "interactions_top" in v:
+            raise UsageError(f"{name('interactions_top')} K needs {name('interactions')}")
+        return
+    flag = name("interactions")
+    for key, allowed in (("method", ("auto", "shap")), ("algorithm", ("auto", "tree"))):
+        if v.get(key, "auto") not in allowed:
+            raise UsageError(
+                f"{flag} needs exact TreeSHAP; this run uses {name(key)} {v[key]}: drop it, "
+                f"or pass {name(key)} {allowed[-1]}"
+            )
+    if v.get("layout") == "long":
+        raise UsageError(
+            f"{flag} writes its own long table (a row per row, output and pair of features); "
+            f"drop {name('layout')} long"
+        )
+    for key in ("reasons", "errors", "target_error"):
+        if v.get(key):
+            raise UsageError(
+                f"{name(key)} adds to the attribution table, which {flag} replaces by the "
+                f"interaction table; drop one of them"
+            )
 
 
 def _target_error(value: Any, name: Callable[[str], str]) -> str:

@@ -70,6 +70,7 @@ __all__ = [
     "interaction_values",
     "interventional_tree_interactions",
     "prepare_interactions",
+    "top_players",
 ]
 
 #: Beyond this many players on one path a leaf's tables (6·2^d float64) are never built.
@@ -201,6 +202,33 @@ def prepare_interactions(
     else:
         raise ValueError(f"engine must be 'auto', 'tables' or 'pairs', got {engine!r}")
     return _build(ensemble, background, weights, players, paths, engines, shap_tables)
+
+
+def top_players(
+    ensemble: TreeEnsemble,
+    background: FloatArray,
+    tables: TreeTables,
+    *,
+    groups: Any = None,
+    outputs: tuple[int, ...] = (0,),
+    n_players: int | None = None,
+    top: int | None = None,
+) -> IntArray:
+    """The ``top`` players of largest mean |Shapley value| over the background rows
+    (weighted as the game weights them, averaged over the ``outputs`` columns), in player
+    order; every player when ``top`` is None or covers them all. Ties go to the earlier
+    player. ``n_players``: players beyond the trees' (columns no tree reads) count 0."""
+    players, n_tree_players = _players(groups, ensemble.n_features)
+    n_players = max(n_players or 0, n_tree_players)
+    if top is None or top >= n_players:
+        return np.arange(n_players, dtype=np.int64)
+    phi = interventional_tree_shap(ensemble, background, background, groups=groups, tables=tables)
+    magnitude = np.zeros(n_players)
+    magnitude[:n_tree_players] = np.abs(phi.values[:, list(outputs), :]).mean(axis=1).T @ (
+        tables.weights
+    )
+    order = np.argsort(-magnitude, kind="stable")[:top]
+    return np.sort(order).astype(np.int64)
 
 
 def interaction_values(

@@ -13,7 +13,7 @@ import pyarrow as pa
 
 from xaicli.config import ExplainConfig, resolve_names
 from xaicli.errors import DataError, ModelLoadError, UsageError, XaiError
-from xaicli.io.layout import ROW, check_names
+from xaicli.io.layout import INTERACTIONS, ROW, check_names
 from xaicli.io.tables import TableSource, open_table
 from xaicli.methods.base import evaluate_in_blocks
 from xaicli.methods.registry import (
@@ -103,7 +103,7 @@ def _prepare(config: ExplainConfig) -> Prepared:
         features,
         config.inputs.id_cols,
         spec.extras,
-        config.destination.layout,
+        INTERACTIONS if config.compute.interactions else config.destination.layout,
         errors=standard_errors,
         converged=converged,
     )
@@ -128,6 +128,7 @@ def _prepare(config: ExplainConfig) -> Prepared:
         standard_errors=standard_errors,
         converged=converged,
         structure=structure,
+        interactions=_interaction_features(structure, features),
     )
     facts = {
         "method": method,
@@ -144,6 +145,7 @@ def _prepare(config: ExplainConfig) -> Prepared:
         "background_size": background_size,
         "background_weights": config.inputs.background_weights,
         **_tree_facts(structure),
+        **_interaction_facts(plan.interactions, config),
     }
     return Prepared(
         plan,
@@ -472,8 +474,22 @@ def _choose_algorithm(config, method, model, probe, output, background, notes, w
     )
     if weights is not None and not choice.takes_weights:
         _refuse_weights(config, f"SHAP algorithm {choice.algorithm}")
+    if config.compute.interactions and choice.algorithm != "tree":
+        hint = f"; {choice.hint}" if choice.hint else ""
+        raise UsageError(
+            "--interactions needs exact TreeSHAP (a tree model's margin or prediction); this "
+            f"run uses {choice.algorithm}: {choice.reason}{hint}"
+        )
     structure = model_structure(
-        choice, model, probe, output, background, weights=weights, n_rows=n_rows
+        choice,
+        model,
+        probe,
+        output,
+        background,
+        weights=weights,
+        n_rows=n_rows,
+        interactions=config.compute.interactions,
+        interactions_top=config.compute.interactions_top,
     )
     notes.append(f"SHAP algorithm: {choice.algorithm} ({choice.reason})")
     if choice.hint:
@@ -494,9 +510,31 @@ def _tree_facts(structure: Any) -> dict[str, Any]:
     tables = getattr(structure, "tables", None)
     if tables is None:
         return {}
-    return {
+    facts = {
         "tree_engines": tables.engine_counts(),
         "tree_table_mb": round(tables.tables.nbytes / 2**20, 1),
+    }
+    interactions = getattr(structure, "interactions", None)
+    if interactions is not None:
+        facts["interaction_engines"] = interactions.engine_counts()
+        facts["interaction_table_mb"] = round(interactions.tables.nbytes / 2**20, 1)
+    return facts
+
+
+def _interaction_features(structure: Any, features: tuple[str, ...]) -> tuple[str, ...] | None:
+    """The features whose pairs the interaction table holds (None: no interactions)."""
+    kept = getattr(structure, "interaction_features", None)
+    return None if kept is None else tuple(features[int(j)] for j in kept)
+
+
+def _interaction_facts(kept: tuple[str, ...] | None, config: ExplainConfig) -> dict[str, Any]:
+    """For the manifest and the table's metadata: what the interaction table holds."""
+    if kept is None:
+        return {}
+    return {
+        "table": "interactions",
+        "interaction_features": list(kept),
+        "interactions_top": config.compute.interactions_top,
     }
 
 
