@@ -288,7 +288,6 @@ def build_config(values: dict[str, Any], *, name: Callable[[str], str]) -> Expla
     if v.get("backend") == "dask" and not v.get("scheduler"):
         raise UsageError(f"{name('backend')} dask needs {name('scheduler')} ADDRESS")
     _check_reasons(v, name)
-    _check_interactions(v, name)
     data = Path(v["data"])
     out, out_format = _output(v.get("out"), data, v.get("out_format"), name)
     v.update(data=data, out=out, out_format=out_format, model=str(v["model"]))
@@ -315,34 +314,6 @@ def _check_reasons(v: dict[str, Any], name: Callable[[str], str]) -> None:
             f"{name('reasons')} adds columns to the wide layout; drop {name('layout')} long, or "
             "run 'xai reasons' on the long table afterwards"
         )
-
-
-def _check_interactions(v: dict[str, Any], name: Callable[[str], str]) -> None:
-    """The interaction table is its own shape, from exact TreeSHAP only: options that ask
-    for another method, shape or columns are refused (the algorithm ``auto`` resolves to
-    is checked once the model is loaded)."""
-    if not v.get("interactions"):
-        if "interactions_top" in v:
-            raise UsageError(f"{name('interactions_top')} K needs {name('interactions')}")
-        return
-    flag = name("interactions")
-    for key, allowed in (("method", ("auto", "shap")), ("algorithm", ("auto", "tree"))):
-        if v.get(key, "auto") not in allowed:
-            raise UsageError(
-                f"{flag} needs exact TreeSHAP; this run uses {name(key)} {v[key]}: drop it, "
-                f"or pass {name(key)} {allowed[-1]}"
-            )
-    if v.get("layout") == "long":
-        raise UsageError(
-            f"{flag} writes its own long table (a row per row, output and pair of features); "
-            f"drop {name('layout')} long"
-        )
-    for key in ("reasons", "errors", "target_error"):
-        if v.get(key):
-            raise UsageError(
-                f"{name(key)} adds to the attribution table, which {flag} replaces by the "
-                f"interaction table; drop one of them"
-            )
 
 
 def _target_error(value: Any, name: Callable[[str], str]) -> str:

@@ -75,6 +75,7 @@ def prepare(config: ExplainConfig) -> Prepared:
 
 
 def _prepare(config: ExplainConfig) -> Prepared:
+    _check_interactions(config)
     config, source = _open_data(config)
     config, model_source, model = _load(config)
     features = _features(config, source, model)
@@ -159,6 +160,41 @@ def _prepare(config: ExplainConfig) -> Prepared:
         invalid,
         config,
     )
+
+
+def _check_interactions(config: ExplainConfig) -> None:
+    """The interaction table is its own shape, from exact TreeSHAP only: options that ask
+    for another method, shape or columns are refused before anything is read (the
+    algorithm ``auto`` resolves to is checked once the model is loaded)."""
+    compute = config.compute
+    if not compute.interactions:
+        if compute.interactions_top is not None:
+            raise UsageError("--interactions-top K needs --interactions")
+        return
+    for option, value, allowed in (
+        ("--method", compute.method, ("auto", "shap")),
+        ("--algorithm", compute.algorithm, ("auto", "tree")),
+    ):
+        if value not in allowed:
+            raise UsageError(
+                f"--interactions needs exact TreeSHAP; this run uses {option} {value}: drop "
+                f"it, or pass {option} {allowed[-1]}"
+            )
+    if config.destination.layout == "long":
+        raise UsageError(
+            "--interactions writes its own long table (a row per row, output and pair of "
+            "features); drop --layout long"
+        )
+    for option, given in (
+        ("--reasons", config.destination.reasons is not None),
+        ("--errors", compute.errors),
+        ("--target-error", compute.target_error is not None),
+    ):
+        if given:
+            raise UsageError(
+                f"{option} adds to the attribution table, which --interactions replaces by "
+                "the interaction table; drop one of them"
+            )
 
 
 def _open_data(config: ExplainConfig) -> tuple[ExplainConfig, TableSource]:
