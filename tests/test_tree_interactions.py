@@ -384,3 +384,15 @@ def test_job_file_takes_the_interaction_options(case, tmp_path):
     job.write_text(job.read_text().replace("interactions = true\n", ""))
     refused = run_cli("run", job)
     assert refused.exit_code == 2 and "--interactions-top K needs" in refused.stderr
+
+
+@pytest.mark.parametrize("engine", ["tables", "pairs"])
+def test_kept_players_are_the_full_matrix_restricted(engine):
+    model, output, X = _fit_case("gbc_3class")
+    ensemble = extract_tree_ensemble(model, output)
+    rows, background = X[:5], X[100:130]
+    full = interventional_tree_interactions(ensemble, rows, background, engine=engine)
+    keep = np.array([4, 1, 7])  # 7: a player no tree reads
+    part = interventional_tree_interactions(ensemble, rows, background, engine=engine, keep=keep)
+    padded = np.pad(full.values, ((0, 0), (0, 0), (0, 2), (0, 2)))
+    np.testing.assert_array_equal(part.values, padded[:, :, keep][:, :, :, keep])

@@ -340,17 +340,12 @@ def _compute_interactions(block: Block, trees: TreeRows) -> Attributions:
     """(n_rows, n_outputs, K, K): the interactions of the kept features, in their order."""
     from xaicli.methods.shap_tree_interactions import interventional_tree_interactions
 
+    # a kept feature beyond the trees' players (a column a Pipeline drops) gets zeros
     result = interventional_tree_interactions(
         trees.ensemble, trees.rows, trees.background, groups=trees.groups,
-        tables=trees.interactions,
+        tables=trees.interactions, keep=trees.interaction_features,
     )  # fmt: skip
-    missing = block.X.shape[1] - result.values.shape[2]
-    values = result.values
-    if missing > 0:  # columns a Pipeline drops reach no tree: 0
-        values = np.pad(values, ((0, 0), (0, 0), (0, missing), (0, missing)))
-    kept = np.asarray(trees.interaction_features, dtype=np.int64)
-    values = values[:, :, kept][:, :, :, kept]
-    return select_outputs(replace(result, values=values), block.output_columns)
+    return select_outputs(result, block.output_columns)
 
 
 def _compute_path_dependent(block: Block) -> Attributions:

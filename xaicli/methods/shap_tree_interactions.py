@@ -50,7 +50,6 @@ from numba import njit
 from xaicli.methods.base import Attributions, FloatArray, IntArray
 from xaicli.methods.shap_tree import (
     _players,
-    background_weights,
     interventional_tree_shap,
     prepare_tables,
 )
@@ -119,6 +118,7 @@ def interventional_tree_interactions(
     weights: Any = None,
     tables: InteractionTables | None = None,
     engine: str = "auto",
+    keep: Any = None,
 ) -> Attributions:
     """Exact interventional Shapley interaction values of a tree ensemble.
 
@@ -139,12 +139,16 @@ def interventional_tree_interactions(
         weights; built here when not given.
     engine : {"auto", "tables", "pairs"}
         Which engine gives each tree's pair terms when ``tables`` is not given.
+    keep : int array of shape (K,), optional
+        The players whose pairs are returned, in this order (default: every player); only
+        their K x K matrix is held in memory. A player no tree reads has zeros.
 
     Returns
     -------
     Attributions
-        values (n_rows, n_outputs, n_players, n_players), symmetric, each row of a
-        matrix summing to the row's Shapley value; base_values and predictions
+        values (n_rows, n_outputs, K, K), symmetric; with every player kept, each row of a
+        matrix sums to the row's Shapley value (the diagonal is always the Shapley value
+        minus the pairs with every other player); base_values and predictions
         (n_rows, n_outputs) as :func:`interventional_tree_shap` gives them.
     """
     X = ensemble.prepare(X, name="X")
@@ -154,12 +158,15 @@ def interventional_tree_interactions(
         )
     background = ensemble.prepare(background, name="background")
     players, n_players = _players(groups, ensemble.n_features)
+    keep = np.arange(n_players) if keep is None else np.asarray(keep, dtype=np.int64)
     shap = interventional_tree_shap(ensemble, X, background, groups=groups, tables=tables.shap)
-    values = interaction_values(ensemble, X, background, players, n_players, tables)
+    values, totals = interaction_values(ensemble, X, background, players, n_players, tables, keep)
     # the diagonal: what each player's Shapley value leaves after its pairs
-    diagonal = shap.values - values.sum(axis=3)
-    index = np.arange(n_players)
-    values[:, :, index, index] = diagonal
+    phi = np.zeros(shap.values.shape[:2] + (keep.shape[0],))
+    read = keep < n_players
+    phi[:, :, read] = shap.values[:, :, keep[read]]
+    index = np.arange(keep.shape[0])
+    values[:, :, index, index] = phi - totals
     return Attributions(values=values, base_values=shap.base_values, predictions=shap.predictions)
 
 
@@ -186,7 +193,9 @@ def prepare_interactions(
             ensemble, background, groups=groups, weights=weights, n_rows=n_rows,
             max_table_mb=max_table_mb,
         )  # fmt: skip
-    weights = background_weights(weights, background.shape[0])
+    weights = shap_tables.weights  # normalised once, for both tables
+    if weights.shape[0] != background.shape[0]:
+        raise ValueError("shap_tables were built for another background")
     players, _ = _players(groups, ensemble.n_features)
     paths = tree_paths(ensemble, players)
     if engine == "auto":
@@ -238,11 +247,17 @@ def interaction_values(
     players: IntArray,
     n_players: int,
     tables: InteractionTables,
-) -> FloatArray:
-    """(n_rows, n_outputs, n_players, n_players) the off-diagonal ``SII_ij / 2`` of the
-    prepared rows ``X`` (the diagonal left 0)."""
+    keep: IntArray,
+) -> tuple[FloatArray, FloatArray]:
+    """(n_rows, n_outputs, K, K) the off-diagonal ``SII_ij / 2`` of the prepared rows ``X``
+    among the ``keep`` players (the diagonal left 0), and (n_rows, n_outputs, K) each kept
+    player's sum of them over every other player."""
     n_outputs = ensemble.value.shape[1]
-    values = np.zeros((X.shape[0], n_outputs, n_players, n_players))
+    values = np.zeros((X.shape[0], n_outputs, keep.shape[0], keep.shape[0]))
+    totals = np.zeros((X.shape[0], n_outputs, keep.shape[0]))
+    kept = np.full(n_players, -1, dtype=np.int64)  # player -> its place in keep, or -1
+    read = keep < n_players
+    kept[keep[read]] = np.flatnonzero(read)
     table_trees = np.flatnonzero(tables.engine == ENGINE_TABLES).astype(np.int64)
     if table_trees.size and tables.tables.size:
         for lo in range(0, X.shape[0], _ROWS):
@@ -251,7 +266,8 @@ def interaction_values(
                 goes_left, table_trees, ensemble.roots, ensemble.left, ensemble.right,
                 tables.shap.paths.order, tables.shap.paths.slot, tables.shap.paths.n_slots,
                 ensemble.tree_output, ensemble.value, tables.start, tables.tables,
-                tables.player_start, tables.slot_player, values[lo : lo + _ROWS],
+                tables.player_start, tables.slot_player, kept, values[lo : lo + _ROWS],
+                totals[lo : lo + _ROWS],
             )  # fmt: skip
     pair_trees = np.flatnonzero(tables.engine == ENGINE_PAIRS).astype(np.int64)
     if pair_trees.size:
@@ -261,9 +277,10 @@ def interaction_values(
             X, background, pair_trees, tables.shap.weights, ensemble.roots, ensemble.left,
             ensemble.right, ensemble.feature, ensemble.threshold, ensemble.missing_left,
             ensemble.value, ensemble.tree_output, ensemble.split_rule, ensemble.category_bits,
-            players, n_players, max(ensemble.max_depth, 1), c_pp, c_qq, c_pq, values,
+            players, n_players, max(ensemble.max_depth, 1), c_pp, c_qq, c_pq, kept, values,
+            totals,
         )  # fmt: skip
-    return values
+    return values, totals
 
 
 def _pair_weights(max_players: int) -> tuple[FloatArray, FloatArray, FloatArray]:
@@ -481,9 +498,11 @@ def _leaf_players(  # type: ignore[no-untyped-def]
 @njit(cache=True)
 def _table_rows(  # type: ignore[no-untyped-def]
     goes_left, trees, roots, left, right, order, slot, n_slots, tree_output, value, start,
-    tables, player_start, slot_player, phi,
+    tables, player_start, slot_player, kept, phi, totals,
 ):  # fmt: skip
-    """Add the table trees' ``SII_ij / 2`` of a block of rows to ``phi`` (rows, K, P, P)."""
+    """Add the table trees' ``SII_ij / 2`` of a block of rows to ``phi`` (rows, outputs,
+    K, K) for the pairs of kept players, and to ``totals`` (rows, outputs, K) for every
+    pair with a kept player (``kept``: player -> its place, or -1)."""
     n_rows = goes_left.shape[1]
     n_outputs = value.shape[1]
     most = 0
@@ -546,21 +565,28 @@ def _table_rows(  # type: ignore[no-untyped-def]
                             share = tables[base + _E0 * size + s]
                         if share == 0.0:
                             continue
+                        ka, kb = kept[pa], kept[pb]
                         for k in range(k_lo, k_hi):
                             half = 0.5 * value[node, k] * share
-                            phi[r, k, pa, pb] += half
-                            phi[r, k, pb, pa] += half
+                            if ka >= 0:
+                                totals[r, k, ka] += half
+                                if kb >= 0:
+                                    phi[r, k, ka, kb] += half
+                                    phi[r, k, kb, ka] += half
+                            if kb >= 0:
+                                totals[r, k, kb] += half
 
 
 @njit(cache=True)
 def _pair_kernel(  # type: ignore[no-untyped-def]
     X, background, trees, bg_weight, roots, left, right, feature, threshold, missing_left,
     value, tree_output, split_rule, category_bits, players, n_players, max_depth, c_pp, c_qq,
-    c_pq, phi,
+    c_pq, kept, phi, totals,
 ):  # fmt: skip
     """Add the trees' ``SII_ij / 2`` to ``phi`` by a walk per (row, background row) pair:
     where x and z part on a player not yet decided, both sides are explored, the player
-    joining Sx (P) on x's side and Sz (Q) on z's; each leaf reached adds its pair terms."""
+    joining Sx (P) on x's side and Sz (Q) on z's; each leaf reached adds its pair terms
+    (to ``phi`` and ``totals`` as in :func:`_table_rows`)."""
     n_outputs = value.shape[1]
     state = np.zeros(n_players, dtype=np.int8)
     sx = np.empty(max_depth + 1, dtype=np.int64)
@@ -618,19 +644,26 @@ def _pair_kernel(  # type: ignore[no-untyped-def]
                         node = dx
                     if a + b < 2:
                         continue
-                    pp, qq, pq = c_pp[a, b], c_qq[a, b], c_pq[a, b]
+                    # the pairs in order: Sx x Sx, Sx x Sz, Sz x Sz (members = Sx then Sz)
                     for k in range(k_lo, k_hi):
                         half = 0.5 * w_j * value[node, k]
                         if half == 0.0:
                             continue
-                        for u in range(a):
-                            for v in range(u + 1, a):
-                                phi[i, k, sx[u], sx[v]] += half * pp
-                                phi[i, k, sx[v], sx[u]] += half * pp
-                            for v in range(b):
-                                phi[i, k, sx[u], sz[v]] -= half * pq
-                                phi[i, k, sz[v], sx[u]] -= half * pq
-                        for u in range(b):
-                            for v in range(u + 1, b):
-                                phi[i, k, sz[u], sz[v]] += half * qq
-                                phi[i, k, sz[v], sz[u]] += half * qq
+                        for u in range(a + b):
+                            pu = sx[u] if u < a else sz[u - a]
+                            for v in range(u + 1, a + b):
+                                pv = sx[v] if v < a else sz[v - a]
+                                if v < a:
+                                    term = half * c_pp[a, b]
+                                elif u < a:
+                                    term = -half * c_pq[a, b]
+                                else:
+                                    term = half * c_qq[a, b]
+                                ku, kv = kept[pu], kept[pv]
+                                if ku >= 0:
+                                    totals[i, k, ku] += term
+                                    if kv >= 0:
+                                        phi[i, k, ku, kv] += term
+                                        phi[i, k, kv, ku] += term
+                                if kv >= 0:
+                                    totals[i, k, kv] += term
