@@ -34,7 +34,7 @@ from xaicli.models.adapter import (
 from xaicli.models.codec import FeatureCodec
 from xaicli.models.loader import ModelSource, load_model, model_exits_as, model_fingerprint
 from xaicli.models.native_files import check_native_features
-from xaicli.runner.choose import choose_shap_algorithm, may_choose_tree
+from xaicli.runner.choose import INTERACTION_CHOICES, choose_shap_algorithm, may_choose_tree
 from xaicli.runner.plan import RunPlan
 from xaicli.runner.scan import (
     check_text_values,
@@ -171,10 +171,9 @@ def _check_interactions(config: ExplainConfig) -> None:
         if compute.interactions_top is not None:
             raise UsageError("--interactions-top K needs --interactions")
         return
-    for option, value, allowed in (
-        ("--method", compute.method, ("auto", "shap")),
-        ("--algorithm", compute.algorithm, ("auto", "tree")),
-    ):
+    chosen = {"--method": compute.method, "--algorithm": compute.algorithm}
+    for option, allowed in INTERACTION_CHOICES.items():
+        value = chosen[option]
         if value not in allowed:
             raise UsageError(
                 f"--interactions needs exact TreeSHAP; this run uses {option} {value}: drop "
@@ -510,7 +509,7 @@ def _choose_algorithm(config, method, model, probe, output, background, notes, w
     )
     if weights is not None and not choice.takes_weights:
         _refuse_weights(config, f"SHAP algorithm {choice.algorithm}")
-    if config.compute.interactions and choice.algorithm != "tree":
+    if config.compute.interactions and not choice.takes_interactions:
         hint = f"; {choice.hint}" if choice.hint else ""
         raise UsageError(
             "--interactions needs exact TreeSHAP (a tree model's margin or prediction); this "
