@@ -139,7 +139,7 @@ def test_read_attributions_round_trip(tree_case, tmp_path, layout, suffix):
     assert table.id_columns == ("key",)
     assert table.extra_columns == ()
     assert table.se_columns == ()
-    assert table.format_version == 2  # version 2: reason and standard error columns
+    assert table.format_version == 3  # 2: reason and standard error columns; 3: interactions
     assert table.frame["key"].tolist()[:2] == ["k000", "k000" if layout == "long" else "k001"]
     written = pd.read_parquet(out) if suffix == "parquet" else pd.read_csv(out)
     assert len(table.frame) == len(written)

@@ -22,6 +22,7 @@ PARAMETER_KEYS = (
     "chunk_size", "seed", "layout", "overwrite", "resume", "trust_model", "manifest", "quiet",
     "max_eval_rows", "on_invalid", "backend", "scheduler",
     "reasons", "reason_direction", "reason_groups", "reason_text", "errors", "target_error",
+    "interactions", "interactions_top",
 )  # fmt: skip
 
 

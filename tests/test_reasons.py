@@ -174,7 +174,7 @@ def penguin_run(tmp_path_factory):
 
 def test_explain_reasons_sit_between_the_extras_and_the_features(penguin_run):
     table = read_attributions(penguin_run / "reasons.csv")
-    assert table.format_version == 2
+    assert table.format_version == 3
     assert table.features == read_attributions(penguin_run / "plain.parquet").features
     columns = list(table.frame.columns)
     assert columns[:4] == ["customer_id", "output", "base_value", "prediction"]

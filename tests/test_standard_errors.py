@@ -189,7 +189,7 @@ def test_errors_add_se_columns_after_the_features_without_changing_the_values(ca
     assert (table[se].to_numpy() > 0).all()
     read = xaicli.read_attributions(out)
     assert read.features == tuple(features) and read.se_columns == tuple(se)
-    assert read.format_version == 2
+    assert read.format_version == 3
     manifest = json.loads((tmp_path / "out.parquet.manifest.json").read_text())
     stats = manifest["standard_errors"]["prediction"]
     assert stats["mean"] == pytest.approx(table[se].to_numpy().mean())

@@ -44,7 +44,8 @@ def explain(
         (a path or a DataFrame), ``background_size``, ``n_samples``, ``errors``,
         ``target_error``, ``kernel_width``,
         ``discretize``, ``num_features``, ``lime_neighbourhood``, ``baseline``, ``steps``,
-        ``n_jobs``, ``chunk_size``, ``seed``, ``layout``, ``max_eval_rows``,
+        ``n_jobs``, ``chunk_size``, ``seed``, ``layout``, ``interactions``,
+        ``interactions_top``, ``max_eval_rows``,
         ``on_invalid``, ``backend``, ``scheduler``, ``trust_model``, ``overwrite``.
         Defaults are the command line's.
 

@@ -69,6 +69,8 @@ class Compute:
     seed: int = 0
     max_eval_rows: int = 200_000
     on_invalid: OnInvalid = "error"
+    interactions: bool = False  # the table of pairwise interaction values (exact TreeSHAP)
+    interactions_top: int | None = None  # only the pairs among the K most important features
 
 
 @dataclass(frozen=True)
@@ -149,6 +151,9 @@ FIELD_NAMES = (
     # added with format version 2: after the earlier keys, whose order manifests keep
     "errors",
     "target_error",
+    # added with format version 3
+    "interactions",
+    "interactions_top",
 )
 # field -> the ExplainConfig attribute of its group
 GROUP_OF: dict[str, str] = {f.name: group for group, cls in GROUPS.items() for f in fields(cls)}
@@ -266,6 +271,7 @@ def build_config(values: dict[str, Any], *, name: Callable[[str], str]) -> Expla
         ("max_eval_rows", 1),
         ("num_features", 1),
         ("reasons", 1),
+        ("interactions_top", 1),
     ):
         if key in v and v[key] < least:
             raise UsageError(f"{name(key)} must be at least {least}; got {v[key]}")

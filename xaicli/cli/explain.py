@@ -19,6 +19,8 @@ EXAMPLES = """\
 
   xai explain --model model.joblib --data loans.parquet --reasons 4 --reason-direction down --text
 
+  xai explain --model gbm.joblib --data loans.parquet --output decision --interactions --interactions-top 8
+
   xai explain --model mymodels.py:score --data rows.csv --features age,income --n-jobs 2
 """
 
@@ -56,6 +58,8 @@ def explain(
     n_samples: o.NSamples = None,
     errors: o.Errors = D["errors"],
     target_error: o.TargetError = None,
+    interactions: o.Interactions = D["interactions"],
+    interactions_top: o.InteractionsTop = None,
     kernel_width: o.KernelWidth = None,
     no_discretize: o.NoDiscretize = not D["discretize"],
     num_features: o.NumFeatures = None,
@@ -104,6 +108,8 @@ def explain(
         "n_samples": n_samples,
         "errors": errors,
         "target_error": target_error,
+        "interactions": interactions,
+        "interactions_top": interactions_top,
         "kernel_width": kernel_width,
         "discretize": not no_discretize,
         "num_features": num_features,

@@ -127,6 +127,24 @@ TargetError = Annotated[
         show_default=False,
     ),
 ]
+Interactions = Annotated[
+    bool,
+    Opt(
+        "--interactions",
+        help="Exact TreeSHAP only (a tree model's margin or prediction): write the pairwise "
+        "Shapley interaction values instead of the attributions, a row per row, output and "
+        "pair of features (feature_i, feature_j, interaction); each row's matrix sums over "
+        "feature_j to the attribution of feature_i.",
+    ),
+]
+InteractionsTop = Annotated[
+    int | None,
+    Opt(
+        help="With --interactions: only the pairs among the K features of largest mean "
+        "|attribution| over the background rows.",
+        show_default=False,
+    ),
+]
 KernelWidth = Annotated[
     float | None, Opt(help="LIME kernel width. Default 0.75*sqrt(n_features).", show_default=False)
 ]

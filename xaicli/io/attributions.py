@@ -20,8 +20,10 @@ import pyarrow.parquet as pq
 from xaicli.errors import DataError
 from xaicli.io.layout import (
     CONVERGED,
+    FIXED_INTERACTIONS,
     FIXED_LONG,
     FIXED_WIDE,
+    INTERACTIONS,
     ROW,
     SE_LONG,
     known_extras,
@@ -40,11 +42,13 @@ class AttributionTable:
     """An attribution table and what it describes.
 
     frame:          the table as written (wide: a row per input row and output; long: a
-                    row per input row, output and feature).
-    layout:         ``wide`` or ``long``.
+                    row per input row, output and feature; interactions: a row per input
+                    row, output and ordered pair of features).
+    layout:         ``wide``, ``long`` or ``interactions`` (``xai explain --interactions``).
     method, algorithm: as recorded by the run (None when the file carries no metadata).
     outputs:        the explained outputs (class labels, ``prediction``, ...), in order.
-    features:       the feature columns (wide) or values of ``feature`` (long), in order.
+    features:       the feature columns (wide) or values of ``feature`` (long; interactions:
+                    of ``feature_i``), in order.
     id_columns:     the columns that identify input rows (the ``--id-col`` columns, or ``row``).
     extra_columns:  method extras of the wide layout (``score``, ``completeness_error``,
                     ``converged``, ...).
@@ -103,16 +107,22 @@ class AttributionSource:
             yield from _file_batches(path, self.id_columns, wanted, batch_rows)
 
 
-def open_attributions(path: str | Path) -> AttributionSource:
+def open_attributions(path: str | Path, *, interactions: bool = False) -> AttributionSource:
     """Open an attribution file written by ``xai explain`` (or a folder of such files, read
     in name order) with its metadata, reading only the schema and the metadata (and, for a
     long table without metadata, its ``output`` and ``feature`` columns). Raises DataError
-    when it is not an attribution table."""
+    when it is not an attribution table (or, unless ``interactions``, an interaction
+    table, which the commands that read attributions cannot use)."""
     path = Path(path)
     files = _files(path)
     metadata = _metadata(files[0])
     columns = _column_names(files[0])
     layout = _layout(columns, path)
+    if layout == INTERACTIONS and not interactions:
+        raise DataError(
+            f"{path} is an interaction table (xai explain --interactions), not an attribution "
+            "table; explain the rows without --interactions for this command"
+        )
     id_columns = _id_columns(columns, metadata)
     if len(files) > 1 and any(tuple(_column_names(f)) != tuple(columns) for f in files[1:]):
         raise DataError(f"the files in {path} do not share one set of columns")
@@ -122,7 +132,14 @@ def open_attributions(path: str | Path) -> AttributionSource:
     features: tuple[str, ...]
     outputs: tuple[str, ...]
     reasons: tuple[str, ...] = ()
-    if metadata.get("features"):
+    if layout == INTERACTIONS:
+        recorded = metadata.get("interaction_features")
+        features = (
+            tuple(str(f) for f in recorded)
+            if recorded
+            else _distinct(files, id_columns, "feature_i")
+        )
+    elif metadata.get("features"):
         features = tuple(str(f) for f in metadata["features"])
         if layout == "wide":
             reasons = reason_columns_in(columns, features)
@@ -135,6 +152,8 @@ def open_attributions(path: str | Path) -> AttributionSource:
     if layout == "wide":
         se_columns = tuple(se_column(f) for f in features if se_column(f) in columns)
         se_columns = se_columns if len(se_columns) == len(features) else ()
+    elif layout == INTERACTIONS:
+        se_columns = ()
     else:
         se_columns = (SE_LONG,) if SE_LONG in columns else ()
     if metadata.get("outputs"):
@@ -159,10 +178,12 @@ def open_attributions(path: str | Path) -> AttributionSource:
     )
 
 
-def read_attributions(path: str | Path) -> AttributionTable:
+def read_attributions(path: str | Path, *, interactions: bool = True) -> AttributionTable:
     """Read an attribution file written by ``xai explain`` (or a folder of such files, read
-    in name order) with its metadata. Raises DataError when it is not an attribution table."""
-    source = open_attributions(path)
+    in name order) with its metadata; an interaction table (``--interactions``) too, as
+    layout ``interactions``, unless ``interactions`` is False. Raises DataError when it is
+    not such a table."""
+    source = open_attributions(path, interactions=interactions)
     frame = pd.concat([_read(f, source.id_columns) for f in source.files], ignore_index=True)
     return AttributionTable(
         frame=frame,
@@ -203,7 +224,9 @@ def _file_batches(
     path: Path, id_columns: tuple[str, ...], columns: list[str] | None, batch_rows: int
 ) -> Iterator[pd.DataFrame]:
     if _is_csv(path):
-        text = {c: str for c in (*id_columns, "output", "feature") if c != ROW}
+        text = {
+            c: str for c in (*id_columns, "output", "feature", "feature_i", "feature_j") if c != ROW
+        }
         if columns is not None:
             text = {c: t for c, t in text.items() if c in columns}
         yield from pd.read_csv(path, dtype=text, usecols=columns, chunksize=batch_rows)
@@ -268,6 +291,8 @@ def _column_names(path: Path) -> list[str]:
 
 
 def _layout(columns: list[str], path: Path) -> str:
+    if all(c in columns for c in FIXED_INTERACTIONS):
+        return INTERACTIONS
     if all(c in columns for c in FIXED_LONG):
         return "long"
     if all(c in columns for c in FIXED_WIDE):
@@ -290,7 +315,8 @@ def _read(path: Path, id_columns: tuple[str, ...]) -> pd.DataFrame:
     if _is_csv(path):
         # ids come back exactly as written (leading zeros, long account numbers)
         text = {c: str for c in id_columns if c != ROW}
-        return pd.read_csv(path, dtype={**text, "output": str, "feature": str})
+        names = {c: str for c in ("output", "feature", "feature_i", "feature_j")}
+        return pd.read_csv(path, dtype={**text, **names})
     return pd.read_parquet(path)
 
 

@@ -7,8 +7,14 @@ wide: id columns (or ``row``), ``output``, ``base_value``, ``prediction``, metho
       standard error.
 long: id columns (or ``row``), ``output``, ``feature``, ``attribution``, ``rank``, then
       ``se`` (``--errors``) and ``converged`` (with a target error).
-One row per input row and explained output (long: and feature), in input order.
+interactions (``--interactions``): id columns (or ``row``), ``output``, ``feature_i``,
+      ``feature_j``, ``interaction``: every ordered pair of the table's features, the
+      diagonal included (shap's matrix, whose rows sum to the attributions).
+One row per input row and explained output (long: and feature; interactions: and pair of
+features), in input order.
 
+Version 3 added the interaction table (and the metadata keys ``table`` and
+``interaction_features``); the attribution tables are as in version 2.
 Version 2 added the reason columns, and the standard error and ``converged`` columns; they
 are written only when the run asked for them (or, ``converged``, sampled to its default
 target), so a version-1 reader still reads every other column as before.
@@ -29,10 +35,13 @@ ROW = "row"
 #: Version of the table format (columns, their order and meaning, the metadata keys);
 #: raised whenever any of them changes, and recorded in the metadata and the manifest.
 #: 2: the optional reason columns of the wide layout, the standard error and ``converged``
-#: columns (a table without them is as in 1).
-FORMAT_VERSION = 2
+#: columns (a table without them is as in 1). 3: the interaction table.
+FORMAT_VERSION = 3
 FIXED_WIDE = ("output", "base_value", "prediction")
 FIXED_LONG = ("output", "feature", "attribution", "rank")
+#: The layout name and columns of the interaction table (``--interactions``).
+INTERACTIONS = "interactions"
+FIXED_INTERACTIONS = ("output", "feature_i", "feature_j", "interaction")
 SE_SUFFIX = "_se"  # wide: the standard error of feature f is in column f + SE_SUFFIX
 SE_LONG = "se"
 CONVERGED = "converged"
@@ -100,6 +109,12 @@ def check_names(
                 f"column name {clash[0]!r} is both a feature and an output column; "
                 "rename it or use --layout long"
             )
+    elif layout == INTERACTIONS:
+        clash = sorted(set(keys) & set(FIXED_INTERACTIONS))
+        if clash:
+            raise UsageError(
+                f"id column {clash[0]!r} clashes with an output column of --interactions"
+            )
     else:
         fixed = set(FIXED_LONG) | ({SE_LONG} if errors else set())
         fixed |= {CONVERGED} if converged else set()
@@ -118,6 +133,8 @@ def attribution_table(
     layout: str,
 ) -> pa.Table:
     """Arrow table for one chunk. keys: the id columns (or ``row``) of the chunk's rows."""
+    if layout == INTERACTIONS:
+        return interaction_table(result, keys, output_names, features)
     n_rows, n_outputs, n_features = result.values.shape
     if layout == "wide":
         take = pa.array(np.repeat(np.arange(n_rows), n_outputs))
@@ -154,6 +171,24 @@ def attribution_table(
         columns[SE_LONG] = pa.array(result.standard_errors.reshape(-1), pa.float64())
     if result.converged is not None:
         columns[CONVERGED] = pa.array(np.repeat(result.converged, per_row), pa.bool_())
+    return pa.table(columns)
+
+
+def interaction_table(
+    result: Attributions, keys: pa.Table, output_names: Sequence[str], features: Sequence[str]
+) -> pa.Table:
+    """The interaction table of one chunk: ``result.values`` (n_rows, n_outputs, K, K) for
+    the K ``features``, a row per (input row, output, feature_i, feature_j)."""
+    n_rows, n_outputs, k, _ = result.values.shape
+    take = pa.array(np.repeat(np.arange(n_rows), n_outputs * k * k))
+    columns = {name: keys.column(name).take(take) for name in keys.column_names}
+    names = np.asarray(features, dtype=object)
+    columns["output"] = pa.array(
+        np.tile(np.repeat(np.asarray(output_names, dtype=object), k * k), n_rows), pa.string()
+    )
+    columns["feature_i"] = pa.array(np.tile(np.repeat(names, k), n_rows * n_outputs), pa.string())
+    columns["feature_j"] = pa.array(np.tile(names, n_rows * n_outputs * k), pa.string())
+    columns["interaction"] = pa.array(result.values.reshape(-1), pa.float64())
     return pa.table(columns)
 
 

@@ -27,7 +27,8 @@ PredictFn = Callable[[FloatArray], FloatArray]
 class Attributions:
     """Per-row attributions for a block of rows.
 
-    values:      (n_rows, n_outputs, n_features) attribution of each feature.
+    values:      (n_rows, n_outputs, n_features) attribution of each feature (interaction
+                 values: (n_rows, n_outputs, K, K), see ``shap_tree_interactions``).
     base_values: (n_rows, n_outputs) the reference value (SHAP: E[f(background)],
                  LIME: surrogate intercept, IG: f(baseline)).
     predictions: (n_rows, n_outputs) the model output that was explained.

@@ -312,21 +312,40 @@ class TreeRows:
     """A block's rows as the trees see them, built by the runner from the model
     (``xaicli.models.tree_inputs``): the trees, the rows and background in the trees'
     input space (n_rows, n_inputs), (n_background, n_inputs), the player of each
-    input column (None: one per column), and the run's tables (None: built here)."""
+    input column (None: one per column), and the run's tables (None: built here). With
+    ``interactions`` (``xaicli.methods.shap_tree_interactions.InteractionTables``), the
+    block's result is the interaction values of the ``interaction_features`` (indices of
+    explained features) instead."""
 
     ensemble: TreeEnsemble
     rows: FloatArray
     background: FloatArray
     groups: Any = None
     tables: TreeTables | None = None
+    interactions: Any = None
+    interaction_features: Any = None
 
 
 def _compute_interventional(block: Block) -> Attributions:
     trees: TreeRows = block.aid
+    if trees.interactions is not None:
+        return _compute_interactions(block, trees)
     result = interventional_tree_shap(
         trees.ensemble, trees.rows, trees.background, groups=trees.groups, tables=trees.tables
     )
     return select_outputs(_pad_players(result, block.X.shape[1]), block.output_columns)
+
+
+def _compute_interactions(block: Block, trees: TreeRows) -> Attributions:
+    """(n_rows, n_outputs, K, K): the interactions of the kept features, in their order."""
+    from xaicli.methods.shap_tree_interactions import interventional_tree_interactions
+
+    # a kept feature beyond the trees' players (a column a Pipeline drops) gets zeros
+    result = interventional_tree_interactions(
+        trees.ensemble, trees.rows, trees.background, groups=trees.groups,
+        tables=trees.interactions, keep=trees.interaction_features,
+    )  # fmt: skip
+    return select_outputs(result, block.output_columns)
 
 
 def _compute_path_dependent(block: Block) -> Attributions:

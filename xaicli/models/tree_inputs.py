@@ -37,6 +37,10 @@ class TreeInputs:
     # xaicli.methods.shap_tree_tables.TreeTables: each tree's engine, the tables, the
     # background's weights and the base value (see with_tables)
     tables: Any = None
+    # --interactions: xaicli.methods.shap_tree_interactions.InteractionTables, and the
+    # features (indices among the explained ones) whose pairs the table holds
+    interactions: Any = None
+    interaction_features: np.ndarray | None = None
 
 
 def with_tables(inputs: TreeInputs, weights: np.ndarray | None, n_rows: int) -> TreeInputs:
@@ -61,6 +65,42 @@ def with_tables(inputs: TreeInputs, weights: np.ndarray | None, n_rows: int) -> 
         max_table_mb=cap,
     )
     return replace(inputs, tables=tables)
+
+
+def with_interactions(
+    inputs: TreeInputs,
+    weights: np.ndarray | None,
+    n_rows: int,
+    *,
+    outputs: tuple[int, ...],
+    n_features: int,
+    top: int | None,
+) -> TreeInputs:
+    """``inputs`` (with its tables) with the interaction tables, built once per run, and
+    the features of the interaction table: the ``top`` of largest mean |attribution| of
+    the explained ``outputs`` over the background rows (all when None)."""
+    from dataclasses import replace
+
+    from xaicli.methods.shap_tree_interactions import prepare_interactions, top_players
+
+    interactions = prepare_interactions(
+        inputs.ensemble,
+        inputs.background,
+        groups=inputs.groups,
+        weights=weights,
+        n_rows=n_rows,
+        shap_tables=inputs.tables,
+    )
+    kept = top_players(
+        inputs.ensemble,
+        inputs.background,
+        inputs.tables,
+        groups=inputs.groups,
+        outputs=outputs,
+        n_players=n_features,
+        top=top,
+    )
+    return replace(inputs, interactions=interactions, interaction_features=kept)
 
 
 def tree_rows(model: Any, frame: Any) -> np.ndarray:

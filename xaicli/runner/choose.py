@@ -12,6 +12,8 @@ from xaicli.models.catboost_trees import is_catboost
 from xaicli.models.structure import final_estimator, is_additive, is_pipeline
 
 EXACT_AUTO_MAX_FEATURES = 12  # 4,096 coalitions per row: about as costly as 2M + 2048 samples
+#: --interactions: the --method and --algorithm values that may give interaction values
+INTERACTION_CHOICES = {"--method": ("auto", "shap"), "--algorithm": ("auto", "tree")}
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,11 @@ class Choice:
     @property
     def takes_weights(self) -> bool:
         """Whether the algorithm takes background row weights (interventional TreeSHAP)."""
+        return self.algorithm == "tree"
+
+    @property
+    def takes_interactions(self) -> bool:
+        """Whether the algorithm gives interaction values (interventional TreeSHAP)."""
         return self.algorithm == "tree"
 
 

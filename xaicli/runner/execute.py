@@ -21,7 +21,7 @@ import pyarrow as pa
 
 from xaicli.config import ExplainConfig
 from xaicli.errors import RunFailure, UsageError
-from xaicli.io.layout import ROW, attribution_table
+from xaicli.io.layout import INTERACTIONS, ROW, attribution_table
 from xaicli.methods.base import ROW_GROUP, Attributions
 from xaicli.methods.registry import method_spec
 from xaicli.runner.compute import (
@@ -56,6 +56,14 @@ class Chunk:
             return f"chunk {self.index}"
         first = self.keys.column(0)[0].as_py()
         return f"chunk {self.index} (rows {self.rows[0]}-{self.rows[-1]}, first id {first})"
+
+
+def table_shape(plan: RunPlan, layout: str) -> tuple[str, tuple[str, ...]]:
+    """The output table's layout and the features it lists: the interaction table's with
+    --interactions, else ``layout`` (--layout) over every feature."""
+    if plan.interactions is not None:
+        return INTERACTIONS, plan.interactions
+    return layout, plan.features
 
 
 def effective_n_jobs(n_jobs: int) -> int:
@@ -169,6 +177,7 @@ def run_chunks(
     # no more workers than chunks: a one-chunk run stays in this process (no pool start-up)
     n_jobs = workers_used(config, prepared.n_rows) or 1
     chunks = iter_chunks(prepared, chunk_size, keep_raw=reasons is not None)
+    layout, features = table_shape(plan, config.destination.layout)
 
     def tables(results: Iterator[tuple[Chunk, Any]]) -> Iterator[tuple[int, pa.Table | None]]:
         for chunk, result in results:
@@ -183,9 +192,7 @@ def run_chunks(
             )
             if on_result is not None:
                 on_result(result)
-            table = attribution_table(
-                result, keys, plan.output.names, plan.features, config.destination.layout
-            )
+            table = attribution_table(result, keys, plan.output.names, features, layout)
             if reasons is not None:
                 raw = chunk.raw
                 if raw is not None and keep is not None:
@@ -310,8 +317,13 @@ def _compute_local(plan: RunPlan, chunk: Chunk) -> Attributions:
 def empty_result(plan: RunPlan) -> Attributions:
     """The result of a chunk whose rows were all rejected."""
     k, m = len(plan.output.names), len(plan.features)
+    shape = (
+        (0, k, len(plan.interactions), len(plan.interactions))
+        if plan.interactions is not None
+        else (0, k, m)
+    )
     return Attributions(
-        values=np.zeros((0, k, m)),
+        values=np.zeros(shape),
         base_values=np.zeros((0, k)),
         predictions=np.zeros((0, k)),
         extras={name: np.zeros((0, k)) for name in method_spec(plan.method, plan.algorithm).extras},

@@ -33,6 +33,7 @@ from xaicli.runner.execute import (
     effective_chunk_size,
     empty_result,
     run_chunks,
+    table_shape,
     workers_used,
 )
 from xaicli.runner.prepare import Prepared, prepare
@@ -451,12 +452,9 @@ def _empty_schema(
         if prepared.key_columns
         else pa.schema([("row", pa.int64())])
     )
+    layout, features = table_shape(plan, config.destination.layout)
     schema = attribution_table(
-        empty_result(plan),
-        key_schema.empty_table(),
-        plan.output.names,
-        plan.features,
-        config.destination.layout,
+        empty_result(plan), key_schema.empty_table(), plan.output.names, features, layout
     ).schema
     if reasons is None:
         return schema

@@ -46,6 +46,8 @@ class RunPlan:
     # What the method derives from the model and the background, built once while planning
     # (xaicli.runner.structure); read it with structure_of.
     structure: Any = None
+    # --interactions: the features whose pairs the table holds; None: attributions
+    interactions: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)

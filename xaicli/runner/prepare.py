@@ -13,7 +13,7 @@ import pyarrow as pa
 
 from xaicli.config import ExplainConfig, resolve_names
 from xaicli.errors import DataError, ModelLoadError, UsageError, XaiError
-from xaicli.io.layout import ROW, check_names
+from xaicli.io.layout import INTERACTIONS, ROW, check_names
 from xaicli.io.tables import TableSource, open_table
 from xaicli.methods.base import evaluate_in_blocks
 from xaicli.methods.registry import (
@@ -34,7 +34,7 @@ from xaicli.models.adapter import (
 from xaicli.models.codec import FeatureCodec
 from xaicli.models.loader import ModelSource, load_model, model_exits_as, model_fingerprint
 from xaicli.models.native_files import check_native_features
-from xaicli.runner.choose import choose_shap_algorithm, may_choose_tree
+from xaicli.runner.choose import INTERACTION_CHOICES, choose_shap_algorithm, may_choose_tree
 from xaicli.runner.plan import RunPlan
 from xaicli.runner.scan import (
     check_text_values,
@@ -75,6 +75,7 @@ def prepare(config: ExplainConfig) -> Prepared:
 
 
 def _prepare(config: ExplainConfig) -> Prepared:
+    _check_interactions(config)
     config, source = _open_data(config)
     config, model_source, model = _load(config)
     features = _features(config, source, model)
@@ -103,7 +104,7 @@ def _prepare(config: ExplainConfig) -> Prepared:
         features,
         config.inputs.id_cols,
         spec.extras,
-        config.destination.layout,
+        INTERACTIONS if config.compute.interactions else config.destination.layout,
         errors=standard_errors,
         converged=converged,
     )
@@ -128,6 +129,7 @@ def _prepare(config: ExplainConfig) -> Prepared:
         standard_errors=standard_errors,
         converged=converged,
         structure=structure,
+        interactions=_interaction_features(structure, features),
     )
     facts = {
         "method": method,
@@ -144,6 +146,7 @@ def _prepare(config: ExplainConfig) -> Prepared:
         "background_size": background_size,
         "background_weights": config.inputs.background_weights,
         **_tree_facts(structure),
+        **_interaction_facts(plan.interactions, config),
     }
     return Prepared(
         plan,
@@ -157,6 +160,40 @@ def _prepare(config: ExplainConfig) -> Prepared:
         invalid,
         config,
     )
+
+
+def _check_interactions(config: ExplainConfig) -> None:
+    """The interaction table is its own shape, from exact TreeSHAP only: options that ask
+    for another method, shape or columns are refused before anything is read (the
+    algorithm ``auto`` resolves to is checked once the model is loaded)."""
+    compute = config.compute
+    if not compute.interactions:
+        if compute.interactions_top is not None:
+            raise UsageError("--interactions-top K needs --interactions")
+        return
+    chosen = {"--method": compute.method, "--algorithm": compute.algorithm}
+    for option, allowed in INTERACTION_CHOICES.items():
+        value = chosen[option]
+        if value not in allowed:
+            raise UsageError(
+                f"--interactions needs exact TreeSHAP; this run uses {option} {value}: drop "
+                f"it, or pass {option} {allowed[-1]}"
+            )
+    if config.destination.layout == "long":
+        raise UsageError(
+            "--interactions writes its own long table (a row per row, output and pair of "
+            "features); drop --layout long"
+        )
+    for option, given in (
+        ("--reasons", config.destination.reasons is not None),
+        ("--errors", compute.errors),
+        ("--target-error", compute.target_error is not None),
+    ):
+        if given:
+            raise UsageError(
+                f"{option} adds to the attribution table, which --interactions replaces by "
+                "the interaction table; drop one of them"
+            )
 
 
 def _open_data(config: ExplainConfig) -> tuple[ExplainConfig, TableSource]:
@@ -472,8 +509,22 @@ def _choose_algorithm(config, method, model, probe, output, background, notes, w
     )
     if weights is not None and not choice.takes_weights:
         _refuse_weights(config, f"SHAP algorithm {choice.algorithm}")
+    if config.compute.interactions and not choice.takes_interactions:
+        hint = f"; {choice.hint}" if choice.hint else ""
+        raise UsageError(
+            "--interactions needs exact TreeSHAP (a tree model's margin or prediction); this "
+            f"run uses {choice.algorithm}: {choice.reason}{hint}"
+        )
     structure = model_structure(
-        choice, model, probe, output, background, weights=weights, n_rows=n_rows
+        choice,
+        model,
+        probe,
+        output,
+        background,
+        weights=weights,
+        n_rows=n_rows,
+        interactions=config.compute.interactions,
+        interactions_top=config.compute.interactions_top,
     )
     notes.append(f"SHAP algorithm: {choice.algorithm} ({choice.reason})")
     if choice.hint:
@@ -494,9 +545,31 @@ def _tree_facts(structure: Any) -> dict[str, Any]:
     tables = getattr(structure, "tables", None)
     if tables is None:
         return {}
-    return {
+    facts = {
         "tree_engines": tables.engine_counts(),
         "tree_table_mb": round(tables.tables.nbytes / 2**20, 1),
+    }
+    interactions = getattr(structure, "interactions", None)
+    if interactions is not None:
+        facts["interaction_engines"] = interactions.engine_counts()
+        facts["interaction_table_mb"] = round(interactions.tables.nbytes / 2**20, 1)
+    return facts
+
+
+def _interaction_features(structure: Any, features: tuple[str, ...]) -> tuple[str, ...] | None:
+    """The features whose pairs the interaction table holds (None: no interactions)."""
+    kept = getattr(structure, "interaction_features", None)
+    return None if kept is None else tuple(features[int(j)] for j in kept)
+
+
+def _interaction_facts(kept: tuple[str, ...] | None, config: ExplainConfig) -> dict[str, Any]:
+    """For the manifest and the table's metadata: what the interaction table holds."""
+    if kept is None:
+        return {}
+    return {
+        "table": "interactions",
+        "interaction_features": list(kept),
+        "interactions_top": config.compute.interactions_top,
     }
 
 

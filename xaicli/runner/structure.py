@@ -26,18 +26,31 @@ def model_structure(
     *,
     weights: np.ndarray | None = None,
     n_rows: int = 10_000,
+    interactions: bool = False,
+    interactions_top: int | None = None,
 ) -> Any:
     """The structure of the chosen SHAP algorithm, or None when it needs none.
 
     ``predictor`` decodes the background (B, M, encoded); ``output`` is the explained one.
     ``weights``: the background rows' weights (TreeSHAP only); ``n_rows``: the rows the
-    run explains, for TreeSHAP's choice of engine per tree.
+    run explains, for TreeSHAP's choice of engine per tree. ``interactions``: also the
+    interaction tables, and the ``interactions_top`` features whose pairs are written.
     """
     if choice.algorithm == "tree":
-        from xaicli.models.tree_inputs import with_tables
+        from xaicli.models.tree_inputs import with_interactions, with_tables
 
         # built to choose the algorithm: kept, not rebuilt; the tables once, for every chunk
-        return with_tables(choice.tree_inputs, weights, n_rows)
+        inputs = with_tables(choice.tree_inputs, weights, n_rows)
+        if not interactions:
+            return inputs
+        return with_interactions(
+            inputs,
+            weights,
+            n_rows,
+            outputs=output.columns,
+            n_features=len(predictor.feature_names),
+            top=interactions_top,
+        )
     if method_spec("shap", choice.algorithm).aid != "network":
         return None
     from xaicli.models.network import network_background
@@ -63,7 +76,15 @@ def _tree_rows(plan: RunPlan, model: Any, predictor: ModelPredictor, X: np.ndarr
 
     inputs = structure_of(plan)  # xaicli.models.tree_inputs.TreeInputs, built while planning
     rows = tree_rows(model, predictor.model_input(X))
-    return TreeRows(inputs.ensemble, rows, inputs.background, inputs.groups, inputs.tables)
+    return TreeRows(
+        inputs.ensemble,
+        rows,
+        inputs.background,
+        inputs.groups,
+        inputs.tables,
+        inputs.interactions,
+        inputs.interaction_features,
+    )
 
 
 def _path_dependent(plan: RunPlan, model: Any, predictor: ModelPredictor, X: np.ndarray) -> Any:

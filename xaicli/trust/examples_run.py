@@ -254,8 +254,8 @@ def _long_table(
 
 
 def _attribution_examples(request: ExamplesRequest) -> tuple[pa.Table, list[str]]:
-    data = read_attributions(request.data)
-    reference = read_attributions(request.reference)
+    data = read_attributions(request.data, interactions=False)
+    reference = read_attributions(request.reference, interactions=False)
     _same_run_kind(data, reference, request)
     if request.target is not None and request.target not in reference.frame.columns:
         raise DataError(

@@ -84,7 +84,11 @@ def check_request(request: FairnessRequest) -> None:
 def run_fairness(request: FairnessRequest) -> FairnessResult:
     """Every check on the input runs before the model scores a row."""
     check_request(request)
-    attributions = read_attributions(request.attributions) if request.attributions else None
+    attributions = (
+        read_attributions(request.attributions, interactions=False)
+        if request.attributions
+        else None
+    )
     id_columns = _join_columns(attributions)
     source = open_table(request.data, text_columns=id_columns)
     for option, column in (("--group", request.group), ("--target", request.target)):
