@@ -164,10 +164,21 @@ def test_probabilities_that_are_not_a_link_of_a_margin_call_the_model():
     assert linked_trees(model, predictor.output, predictor, X[:10]) is None
 
 
-def test_cli_auto_on_a_boosted_classifier_walks_its_trees(tmp_path):
+def test_cli_auto_on_a_boosted_classifier_walks_its_trees(tmp_path, monkeypatch):
     """The table equals permutation SHAP calling the model's own predict_proba, and is the
-    same for any --n-jobs and --chunk-size."""
+    same for any --n-jobs and --chunk-size; the trees are read once per run."""
     import joblib
+
+    import xaicli.models.tree_link
+
+    builds: list[object] = []
+    build = xaicli.models.tree_link.linked_trees
+
+    def counted(*args):
+        builds.append(build(*args))
+        return builds[-1]
+
+    monkeypatch.setattr(xaicli.models.tree_link, "linked_trees", counted)
 
     X, y = _numeric_data(n=240)
     names = [f"f{j}" for j in range(N_FEATURES)]
@@ -188,6 +199,7 @@ def test_cli_auto_on_a_boosted_classifier_walks_its_trees(tmp_path):
         assert "SHAP algorithm: permutation" in result.stderr
         tables.append(pd.read_parquet(out).sort_values("row").reset_index(drop=True))
     pd.testing.assert_frame_equal(tables[0], tables[1])
+    assert len(builds) == 2 and all(b is not None for b in builds)  # once for each run
 
     def proba(rows: np.ndarray) -> np.ndarray:
         return model.predict_proba(pd.DataFrame(rows, columns=names))[:, 1:]
