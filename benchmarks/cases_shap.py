@@ -55,12 +55,17 @@ class ShapReference:
     permutation_s: float
     permutation_values: np.ndarray  # (n_permutation_rows, M): the first rows only
     permutation_rows: int
+    alongside_s: float | None = None  # the fastest run of ``alongside``
 
 
-def shap_reference(f, data: Dataset, n_samples: int, permutation_rows: int) -> ShapReference:
+def shap_reference(
+    f, data: Dataset, n_samples: int, permutation_rows: int, alongside=None
+) -> ShapReference:
     """shap's KernelExplainer and PermutationExplainer on the same rows, background and
     budget; the PermutationExplainer on the first ``permutation_rows`` rows only (its
-    per-row Python overhead would dominate the suite's time)."""
+    per-row Python overhead would dominate the suite's time). ``alongside() -> seconds``,
+    when given, runs in turn with every KernelExplainer run, so that the two are timed
+    under the same load: their ratio is what a shared machine disturbs least."""
     import shap
 
     X, B = data.X, data.B
@@ -76,7 +81,15 @@ def shap_reference(f, data: Dataset, n_samples: int, permutation_rows: int) -> S
         explainer = shap.PermutationExplainer(f, masker, seed=0)
         return explainer(X[:permutation_rows], max_evals=n_samples, silent=True).values
 
-    kernel_s, kernel_values = timed(kernel, min_runs=RUNS)
+    alongside_s = None
+    if alongside is None:
+        kernel_s, kernel_values = timed(kernel, min_runs=RUNS)
+    else:
+        kernel_s = alongside_s = float("inf")
+        for _ in range(RUNS):
+            alongside_s = min(alongside_s, alongside())
+            seconds, kernel_values = timed(kernel, max_runs=1)
+            kernel_s = min(kernel_s, seconds)
     permutation_s, permutation_values = timed(permutation, min_runs=RUNS)
     return ShapReference(
         kernel_s,
@@ -84,6 +97,7 @@ def shap_reference(f, data: Dataset, n_samples: int, permutation_rows: int) -> S
         permutation_s,
         np.asarray(permutation_values),
         permutation_rows,
+        alongside_s,
     )
 
 
@@ -286,7 +300,14 @@ def sampled_case(
             target: run_xai(ws, path, data, algorithm="permutation", target_error=target)
             for target in TARGETS
         }
-        ref = shap_reference(f, data, n_samples, sizes.shap_permutation_rows)
+        ref = shap_reference(
+            f,
+            data,
+            n_samples,
+            sizes.shap_permutation_rows,
+            # auto at its defaults against shap's KernelExplainer, run for run
+            alongside=lambda: run_xai(ws, path, data, warm=False, runs=1, algorithm="auto").seconds,
+        )
         opaque_run = None
         if opaque:
             opaque_path = ws.model(f"{key}-opaque", fixtures.OpaqueModel(model))
@@ -305,7 +326,7 @@ def sampled_case(
             )
 
         bounds = {name: bound(name) for name in runs}
-        reference, reference_spread = _high_budget_reference(
+        reference, reference_spread, coverage_reference = _high_budget_reference(
             ws, path, data, sizes.shap_gbc_reference_rows, n_samples, key
         )
         # smaller budgets: the cheapest run at least as accurate as shap's Kernel is the answer
@@ -334,7 +355,8 @@ def sampled_case(
     reference_note = (
         f"errors on the first {sizes.shap_gbc_reference_rows} rows vs the mean of xai kernel "
         f"and permutation at n_samples={16 * n_samples}, seed 1 (sampled too: the two differ "
-        f"by {format_errors(reference_spread)}, so errors below that are not resolved)"
+        f"by {format_errors(reference_spread)}, so errors below that are not resolved); "
+        "coverage vs the permutation one alone"
         if reference is not None
         else "no exact values for 30 features; error reference skipped in --quick"
     )
@@ -363,9 +385,10 @@ def sampled_case(
             ),
         )
 
-    auto_row = _defaults_row(label, n, auto, ref, err, reference)
+    auto_row = _defaults_row(label, n, auto, ref, err, reference, coverage_reference)
     auto_row.note = (
-        f"{reference_note}; xai vs shap Kernel: {format_errors(agreement)}; "
+        f"{reference_note}; timed in turn with shap Kernel's runs; "
+        f"xai vs shap Kernel: {format_errors(agreement)}; "
         f"{_budget_note(auto, n)}; " + small_run_note(auto)
     )
     rows = [auto_row]
@@ -386,7 +409,7 @@ def sampled_case(
                 ref_accuracy=format_errors(err.get("shap kernel")),
                 note=f"informative (no target); {_budget_note(run, n)}"
                 + (
-                    f"; coverage of +-2 SE {_coverage(run, reference):.3f}"
+                    f"; coverage of +-2 SE {_coverage(run, coverage_reference):.3f}"
                     if reference is not None
                     else ""
                 ),
@@ -447,7 +470,14 @@ TARGETS = ("1%", "5%", "10%")  # --target-error of the rows/s rows
 
 
 def _coverage(run: XaiRun, reference: np.ndarray) -> float:
-    """Share of the attributions whose reference value lies within +-2 standard errors."""
+    """Share of the attributions whose reference value lies within +-2 standard errors.
+
+    The reference must be far more accurate than each attribution's standard error, which
+    for an attribution that rarely moves the output is tiny: the high-budget permutation
+    estimate is (its error is that of the run at 1/145 of the variance, attribution by
+    attribution), the kernel estimate is not (a regression spreads its error over every
+    feature: against it, +-2 SE of auto on the boosted classifier covered 85%, against
+    permutation estimates of two seeds 94%; benchmarks/results/target-error-study.md)."""
     k = len(reference)
     return float(np.mean(np.abs(run.values[:k] - reference) <= 2 * run.standard_errors[:k]))
 
@@ -458,38 +488,46 @@ def _budget_note(run: XaiRun, n_rows: int) -> str:
     return f"{int((~run.converged).sum())} of {n_rows} rows stopped at the budget"
 
 
-def _defaults_row(label, n, auto: XaiRun, ref: ShapReference, err, reference) -> Row:
+def _defaults_row(
+    label, n, auto: XaiRun, ref: ShapReference, err, reference, coverage_reference
+) -> Row:
     """auto at its defaults (permutation to the default target error) against shap's
-    KernelExplainer at its default budget: >= 10x faster, no worse mean and max error."""
+    KernelExplainer at its default budget: >= 10x faster, no worse mean and max error,
+    +-2 standard errors covering 90-98% of the reference values."""
     mine, shap_err = err.get("auto"), err.get("shap kernel")
     accurate = bool(mine and shap_err and mine[0] <= shap_err[0] and mine[1] <= shap_err[1])
+    xai_s = auto.seconds if ref.alongside_s is None else min(auto.seconds, ref.alongside_s)
+    covered = (
+        _coverage(auto, coverage_reference)
+        if coverage_reference is not None and auto.standard_errors is not None
+        else None
+    )
     row = Row(
         FAMILY,
         f"{label}: auto (= {auto.algorithm}) at defaults",
         n,
-        xai_s=auto.seconds,
+        xai_s=xai_s,
         ref_name="shap Kernel",
         ref_s=ref.kernel_s,
         xai_accuracy=format_errors(mine)
-        + (
-            f"; coverage +-2 SE {_coverage(auto, reference):.3f}"
-            if reference is not None and auto.standard_errors is not None
-            else ""
-        ),
+        + (f"; coverage +-2 SE {covered:.3f}" if covered is not None else ""),
         ref_accuracy=format_errors(shap_err),
-        target=">= 10x shap Kernel at defaults, mean and max err <= shap Kernel's",
+        target=">= 10x shap Kernel at defaults, mean and max err <= shap Kernel's, "
+        "+-2 SE cover 90-98%",
     )
     speed_ok = bool(row.speedup and row.speedup >= 10)
-    row.met = speed_ok and accurate if reference is not None else None
+    coverage_ok = covered is not None and 0.90 <= covered <= 0.98
+    row.met = speed_ok and accurate and coverage_ok if reference is not None else None
     return row
 
 
 def _high_budget_reference(
     ws: Workspace, path, data: Dataset, n_rows: int, n_samples: int, key: str
-) -> tuple[np.ndarray | None, tuple[float, float] | None]:
-    """The mean of two independent high-budget estimates, and how far apart they are."""
+) -> tuple[np.ndarray | None, tuple[float, float] | None, np.ndarray | None]:
+    """The mean of two independent high-budget estimates, how far apart they are, and the
+    permutation one alone (the reference of coverage, see :func:`_coverage`)."""
     if n_rows <= 0:
-        return None, None
+        return None, None, None
     head = ws.dataset(f"{key}-head", data.frame.head(n_rows), data.background)
     # another seed, so the reference does not share the timed runs' draws
     estimates = [
@@ -498,7 +536,8 @@ def _high_budget_reference(
         ).values
         for name in ("kernel", "permutation")
     ]
-    return (estimates[0] + estimates[1]) / 2, relative_errors(estimates[0], estimates[1])
+    mean = (estimates[0] + estimates[1]) / 2
+    return mean, relative_errors(estimates[0], estimates[1]), estimates[1]
 
 
 CASES = [

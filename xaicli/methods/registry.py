@@ -127,7 +127,9 @@ class MethodSpec:
                   against the data and raises MethodInputError.
     extras:       the output columns it adds after ``prediction``, in order.
     aid:          the model-specific input the runner builds for each block from the model
-                  and the run's structure: "tree", "tree-path", "network" or None.
+                  and the run's structure: "tree", "tree-path", "network", "hybrids" (a
+                  perceptron's layers, or a boosted classifier's trees for permutation
+                  walks) or None.
     table_params: parameters that may name a table file.
     sampling:     for a sampling algorithm, (params, n_features) -> (writes standard
                   errors, writes ``converged``); None: it takes neither --errors nor

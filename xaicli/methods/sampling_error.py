@@ -26,10 +26,10 @@ DEFAULT_TARGET_ERROR = "auto"
 AUTO_TARGET_SHARE = 0.02
 #: Antithetic pairs of orderings needed for a spread, hence a standard error.
 MIN_PAIRS = 2
-#: Antithetic pairs of orderings in a row's first round (at most the budget's): with fewer,
-#: the few rows whose errors are largest but still within the target are further off than
-#: shap's at its default budget (benchmarks/results/target-error-study.md).
-FIRST_ROUND_PAIRS = 4
+#: Antithetic pairs of orderings in a row's first round (at most the budget's): with 2,
+#: the MLP's mean error is shap's at its default budget, with 3 it is 20% below and the
+#: boosted classifier's half; 4 costs 15-25% more for little (target-error-study.md).
+FIRST_ROUND_PAIRS = 3
 #: A round asks for this many times the pairs its predecessor's errors call for: the
 #: errors are estimates, and an extra round costs more than a few pairs.
 ROUND_MARGIN = 1.2

@@ -42,6 +42,7 @@ from xaicli.methods.shap_common import (
     default_n_samples,
     reduce_over_coalitions,
 )
+from xaicli.methods.shap_tree_walks import TreeWalks
 
 
 def explain_permutation(
@@ -53,7 +54,7 @@ def explain_permutation(
     seed: int = 0,
     n_samples: int | None = None,
     max_eval_rows: int = 200_000,
-    hybrids: HybridFn | None = None,
+    hybrids: HybridFn | TreeWalks | None = None,
     errors: bool = False,
     target: TargetError | None = None,
 ) -> Attributions:
@@ -66,6 +67,9 @@ def explain_permutation(
     from the spread of the pairs within each background row's game (needs 2 pairs).
     target: sample each row in rounds until every standard error is at most the target
     (``Attributions.converged`` says which rows got there within the budget).
+    hybrids: the model's outputs on hybrid rows from its structure: a perceptron's layers
+    (``HybridFn``), or a boosted classifier's trees walked along each ordering
+    (``TreeWalks``); None: hybrid rows are built and ``predict`` is called.
     """
     check_background(X, background)
     n_rows, m = X.shape
@@ -151,8 +155,10 @@ class _Walk:
             masks = ranks[:, :, None, :, :] < prefix[None, None, :, None, None]
             return masks.reshape(len(ranks), n_orders * (m - 1), n_background, m)
 
-        def contributions(block: slice, v: FloatArray) -> FloatArray:
-            ranks = blocks.pop(block.start)  # (g, P, B, M)
+        def contributions(block: slice, v: FloatArray, ranks: IntArray | None = None) -> FloatArray:
+            """v (g, P (M-1), B, K): the outputs of the block's coalition slots."""
+            if ranks is None:
+                ranks = blocks.pop(block.start)  # (g, P, B, M)
             g, n_out = v.shape[0], v.shape[-1]
             v = v.reshape(g, n_orders, m - 1, n_background, n_out)
             chain = np.concatenate(
@@ -172,6 +178,10 @@ class _Walk:
             contrib = np.take_along_axis(steps, ranks.transpose(0, 1, 3, 2)[..., None], axis=2)
             return summarise(contrib)
 
+        if isinstance(self.hybrids, TreeWalks):
+            per_row = n_orders * (m - 1) * n_background  # outputs, as rows sent to a model
+            g = max(1, self.max_eval_rows // per_row)
+            return self._walk_trees(self.hybrids, rows, g, ranks_of, contributions)
         return reduce_over_coalitions(
             self.predict,
             self.X[rows],
@@ -183,6 +193,28 @@ class _Walk:
             max_eval_rows=self.max_eval_rows,
             hybrids=self.hybrids,
         )
+
+    def _walk_trees(
+        self,
+        walks: TreeWalks,
+        rows: IntArray,
+        block_rows: int,
+        ranks_of: Callable[[int], IntArray],
+        contributions: Callable[..., FloatArray],
+    ) -> FloatArray:
+        """As ``reduce``, with the outputs along each ordering from the trees' walks,
+        ``block_rows`` rows at a time."""
+        m = self.n_features
+        results = []
+        for start in range(0, len(rows), block_rows):
+            block = slice(start, min(start + block_rows, len(rows)))
+            ranks = np.stack([ranks_of(int(r)) for r in rows[block]])  # (g, 2P, B, M)
+            orders = np.argsort(ranks, axis=-1)  # the players in each ordering's order
+            v = walks(self.X[rows[block]], orders)  # (g, 2P, M-1, B, K)
+            g, n_orders = v.shape[:2]
+            v = v.reshape(g, n_orders * (m - 1), self.n_background, v.shape[-1])
+            results.append(contributions(block, v, ranks))
+        return np.concatenate(results, axis=0)
 
     def to_target(self, target: TargetError, max_pairs: int) -> Attributions:
         """Rounds of pairs until each row's errors are within the target or it has drawn
@@ -297,7 +329,7 @@ register(
         PermutationParams,
         _compute,
         _prepare,
-        aid="network",
+        aid="hybrids",
         sampling=_sampling,
     )
 )

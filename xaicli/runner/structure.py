@@ -1,7 +1,8 @@
 """What a run derives from the model and the background, built once while planning and
 reused by every chunk: the trees' arrays and the background in their input space
 (``tree``), a perceptron's later layers and its first layer on the background (the
-entries whose aid is ``network``). The plan carries it to the workers (see
+entries whose aid is ``network`` or ``hybrids``), a boosted classifier's trees behind their
+link (``hybrids``: permutation SHAP's walks). The plan carries it to the workers (see
 :func:`xaicli.runner.plan.shipped_once`). And, per chunk, the model-specific input a
 registry entry asks for (its ``aid``), built from that structure and the model."""
 
@@ -51,14 +52,20 @@ def model_structure(
             n_features=len(predictor.feature_names),
             top=interactions_top,
         )
-    if method_spec("shap", choice.algorithm).aid != "network":
+    aid = method_spec("shap", choice.algorithm).aid
+    if aid not in ("network", "hybrids"):
         return None
     from xaicli.models.network import network_background
     from xaicli.runner.compute import one_blas_thread
 
     # as the workers compute, so that the bits match theirs
     with one_blas_thread():
-        return network_background(model, output.kind, predictor, background, output.columns)
+        network = network_background(model, output.kind, predictor, background, output.columns)
+    if network is not None or aid != "hybrids":
+        return network
+    from xaicli.models.tree_link import linked_trees
+
+    return linked_trees(model, output, predictor, background)
 
 
 def block_aid(
@@ -125,6 +132,18 @@ def _network_hybrids(plan: RunPlan, model: Any, predictor: ModelPredictor, X: np
     return NetworkHybrids.from_background(network, first.terms)
 
 
+def _hybrids(plan: RunPlan, model: Any, predictor: ModelPredictor, X: np.ndarray) -> Any:
+    """A perceptron's outputs on hybrid rows (as ``network``), or a boosted classifier's
+    probabilities along permutation walks from its trees; None for any other model."""
+    from xaicli.methods.shap_tree_walks import LinkedTrees, TreeWalks
+    from xaicli.models.tree_inputs import tree_rows
+
+    trees = structure_of(plan)
+    if not isinstance(trees, LinkedTrees):
+        return _network_hybrids(plan, model, predictor, X)
+    return TreeWalks(trees, lambda rows: tree_rows(model, predictor.model_input(rows)))
+
+
 def _model_order(plan: RunPlan) -> np.ndarray:
     """Index of each fitted column (the trees' feature order) among the explained features."""
     if plan.model_columns is None:
@@ -132,4 +151,9 @@ def _model_order(plan: RunPlan) -> np.ndarray:
     return np.array([plan.features.index(c) for c in plan.model_columns])
 
 
-_AIDS = {"tree": _tree_rows, "tree-path": _path_dependent, "network": _network_hybrids}
+_AIDS = {
+    "tree": _tree_rows,
+    "tree-path": _path_dependent,
+    "network": _network_hybrids,
+    "hybrids": _hybrids,
+}
