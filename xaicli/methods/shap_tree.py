@@ -48,7 +48,7 @@ from xaicli.methods.shap_tree_tables import (
     TreeTables,
     build_tables,
     choose_engines,
-    table_values,
+    table_values_and_predictions,
     tree_paths,
 )
 from xaicli.methods.tree_ensemble import TreeEnsemble, route
@@ -136,11 +136,11 @@ def interventional_tree_shap(
         if equal:
             pair_values /= background.shape[0]
         values += pair_values
-    table_values(ensemble, X, tables, values)
+    predictions = table_values_and_predictions(ensemble, X, tables, values)
     return Attributions(
         values=values,
         base_values=np.repeat(tables.base[None, :], X.shape[0], axis=0),
-        predictions=ensemble.predict(X),
+        predictions=ensemble.predict(X) if predictions is None else predictions,
     )
 
 
