@@ -1,9 +1,10 @@
 """Case 2T: interventional TreeSHAP whose cost per row does not grow with the background,
 against ``woodelf-explainer`` (the fastest published implementation) and shap.
 
-30 features, one core, 10,000 explained rows (build time included: xai's tables, woodelf's
-explainer), backgrounds of 100, 1,000 and 10,000 rows. xai runs through ``run_explain``
-(the CLI's code path, without process start); woodelf as
+scikit-learn's gradient boosting, random forest and histogram gradient boosting, XGBoost
+and LightGBM regressors; 30 features, one core, 10,000 explained rows (build time
+included: xai's tables, woodelf's explainer), backgrounds of 100, 1,000 and 10,000 rows.
+xai runs through ``run_explain`` (the CLI's code path, without process start); woodelf as
 ``WoodelfExplainer(model, background_df).shap_values(X_df)``; shap as
 ``TreeExplainer(model, background, feature_perturbation="interventional")``, which keeps
 only 100 background rows when given more (so its values drift from the exact ones there).
@@ -44,9 +45,12 @@ def _models():
             100, max_depth=8, random_state=0
         ),
         "HistGradientBoostingRegressor (default)": HistGradientBoostingRegressor(random_state=0),
-        # XGBoost and LightGBM regressors go here once the engine reads their trees
     }
-    return {name: model.fit(X, y) for name, model in models.items()}
+    fitted = {name: model.fit(X, y) for name, model in models.items()}
+    # the same data, fitted on numpy, one thread (woodelf reads both libraries' trees)
+    fitted["XGBRegressor 100 trees depth 6"] = fixtures.tab30_booster("xgbr")
+    fitted["LGBMRegressor 100 trees 31 leaves"] = fixtures.tab30_booster("lgbr")
+    return fitted
 
 
 def _sizes(sizes: Sizes) -> tuple[int, tuple[int, ...], int]:

@@ -29,7 +29,7 @@ __all__ = ["WALK_ROWS", "histogram_walk", "node_depths", "values_walk"]
 
 #: Rows per block: a block's (outputs, players, rows) attributions and (depth, rows) state
 #: stay in cache.
-WALK_ROWS = 128
+WALK_ROWS = 512
 
 
 def node_depths(ensemble: TreeEnsemble, order: IntArray) -> tuple[IntArray, IntArray]:
