@@ -297,18 +297,22 @@ def build_tables(
     """The tables of the trees ``engine`` gives to tables. ``background`` prepared,
     ``weights`` (n_background,) summing to 1, ``players`` the player of each column."""
     layout = _layout(ensemble, paths, engine)
-    outputs = ensemble.predict(background)
     equal = bool((weights == weights[0]).all())
-    base = outputs.mean(axis=0) if equal else weights @ outputs
     if layout.trees.size == 0:  # e.g. a run of a few rows: nothing to build (or to load)
+        base = _mean_output(ensemble.predict(background), weights, equal)
         empty = np.zeros(0, dtype=np.int64)
         return TreeTables(engine, paths, layout.start, np.zeros(0), layout.player_start,
                           empty, weights, base)  # fmt: skip
     hist = np.zeros(int(layout.hist_size))
+    # every tree a table tree: the walk that fills the histograms gives the outputs too
+    every_tree = layout.trees.size == ensemble.roots.shape[0]
+    outputs = np.empty((background.shape[0], ensemble.value.shape[1])) if every_tree else None
     histogram_walk(
         ensemble, background, weights, layout.trees, paths.order, paths.slot,
-        layout.hist_start, hist,
+        layout.hist_start, hist, outputs,
     )  # fmt: skip
+    base = _mean_output(ensemble.predict(background) if outputs is None else outputs,
+                        weights, equal)  # fmt: skip
     max_d = int(layout.unit_d.max()) if layout.unit_d.size else 0
     w_pos, w_neg = _leaf_weights(max_d)
     tables = np.zeros(int(layout.table_size))
@@ -325,6 +329,11 @@ def build_tables(
     return TreeTables(
         engine, paths, layout.start, tables, layout.player_start, slot_player, weights, base
     )
+
+
+def _mean_output(outputs: FloatArray, weights: FloatArray, equal: bool) -> FloatArray:
+    """The background's (weighted) mean output: the base value."""
+    return outputs.mean(axis=0) if equal else weights @ outputs
 
 
 @dataclass(frozen=True)

@@ -222,39 +222,56 @@ def histogram_walk(
     slot: IntArray,
     hist_start: IntArray,
     hist: FloatArray,
+    outputs: FloatArray | None = None,
 ) -> None:
     """Add each background row's weight at its failed set in the histogram of every leaf
-    with one (``hist_start`` >= 0), for the trees ``trees``."""
+    with one (``hist_start`` >= 0), for the trees ``trees``; with ``outputs``
+    (n_background, n_outputs), also write the model's output there (only when ``trees``
+    are all the trees)."""
     depth, parent = node_depths(ensemble, order)
+    want = outputs is not None
+    out = outputs if outputs is not None else np.zeros((0, ensemble.value.shape[1]))
     for lo in range(0, background.shape[0], WALK_ROWS):
         block = background[lo : lo + WALK_ROWS]
         _histogram_block(
             np.ascontiguousarray(block.T), weights[lo : lo + WALK_ROWS], trees,
             ensemble.roots, ensemble.left, ensemble.right, ensemble.feature,
             ensemble.threshold, ensemble.missing_left, ensemble.split_rule,
-            ensemble.category_bits, order, depth, parent, slot, hist_start, hist,
+            ensemble.category_bits, ensemble.tree_output, ensemble.value, ensemble.offset,
+            order, depth, parent, slot, hist_start, hist, want,
+            out[lo : lo + WALK_ROWS] if want else out,
         )  # fmt: skip
 
 
 @njit(cache=True)
 def _histogram_block(  # type: ignore[no-untyped-def]
     XT, weights, trees, roots, left, right, feature, threshold, missing_left, split_rule,
-    category_bits, order, depth, parent, slot, hist_start, hist,
+    category_bits, tree_output, value, offset, order, depth, parent, slot, hist_start, hist,
+    want, pred,
 ):  # fmt: skip
     n = XT.shape[1]
+    n_outputs = value.shape[1]
     max_depth = 0
     for node in range(left.shape[0]):
         max_depth = max(max_depth, depth[node])
     failed = np.zeros((max_depth + 1, n), dtype=np.int64)
     go = np.zeros((max_depth + 1, n), dtype=np.bool_)
+    sums = np.empty((n_outputs, n))
+    if want:
+        for k in range(n_outputs):
+            for r in range(n):
+                sums[k, r] = offset[k]
     n_trees, n_nodes = roots.shape[0], left.shape[0]
     for t in trees:
+        k_lo, k_hi = 0, n_outputs
+        if tree_output[t] >= 0:
+            k_lo, k_hi = tree_output[t], tree_output[t] + 1
         first = roots[t]
         last = roots[t + 1] if t + 1 < n_trees else n_nodes
         for pos in range(first, last):
             node = order[pos]
             lo = left[node]
-            if lo < 0 and hist_start[node] < 0:
+            if lo < 0 and hist_start[node] < 0 and not want:
                 continue
             k = depth[node]
             _failed_here(node, k, parent, left, slot, failed, go, n)
@@ -262,6 +279,19 @@ def _histogram_block(  # type: ignore[no-untyped-def]
                 _branch(XT[feature[node]], node, left, right, feature, threshold,
                         missing_left, split_rule, category_bits, go[k], n)  # fmt: skip
                 continue
-            s0, here = hist_start[node], failed[k]
+            here = failed[k]
+            if want:  # the row's own leaf: the one it fails no player of
+                for kk in range(k_lo, k_hi):
+                    v = value[node, kk]
+                    for r in range(n):
+                        if here[r] == 0:
+                            sums[kk, r] += v
+            s0 = hist_start[node]
+            if s0 < 0:
+                continue
             for r in range(n):
                 hist[s0 + here[r]] += weights[r]
+    if want:
+        for r in range(n):
+            for k in range(n_outputs):
+                pred[r, k] = sums[k, r]
