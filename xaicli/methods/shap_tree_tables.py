@@ -118,8 +118,9 @@ class TreeTables:
 
 def node_decisions(ensemble: TreeEnsemble, X: FloatArray) -> np.ndarray:
     """(n_nodes, n_rows) True where the row goes to the node's left child (internal
-    nodes only). ``X`` prepared (``ensemble.prepare``). The one place the table engine
-    asks how a row branches."""
+    nodes only). ``X`` prepared (``ensemble.prepare``). The table engine's own walks
+    (:mod:`xaicli.methods.shap_tree_walk`) apply the same rule node by node instead of
+    holding this matrix."""
     return _decisions(
         np.ascontiguousarray(X.T),
         ensemble.left,
