@@ -51,6 +51,40 @@ def test_tables_match_enumeration_and_the_pair_engine(name):
     np.testing.assert_allclose(additivity, 0.0, atol=1e-9)
 
 
+@pytest.mark.parametrize("name", ["rf_nan", "rf_3class_proba", "gbc_3class", "hgbr_nan"])
+def test_table_walk_predictions_are_the_models_own(name):
+    # with every tree a table tree, predictions and the base value come from the table
+    # walks: the same sums, in the same order, as the ensemble's predict
+    model, output, X = _fit_case(name)
+    ensemble = extract_tree_ensemble(model, output)
+    rows, background = X[:40], X[100:160]
+    result = interventional_tree_shap(ensemble, rows, background, engine="tables")
+    assert np.array_equal(result.predictions, ensemble.predict(rows))
+    assert np.array_equal(result.base_values[0], ensemble.predict(background).mean(axis=0))
+    np.testing.assert_allclose(result.predictions, _model_output(model, output, rows), atol=1e-9)
+
+
+def test_table_engine_with_single_leaf_trees_matches_enumeration():
+    # a large gamma leaves some XGBoost trees a single leaf: no player, the same output
+    from xgboost import XGBRegressor
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 4))
+    X[rng.random(X.shape) < 0.1] = np.nan
+    y = (X[:, 0] > 0) * 1.0 + np.nan_to_num(X[:, 1])
+    model = XGBRegressor(n_estimators=6, max_depth=2, learning_rate=1.0, gamma=5.0, n_jobs=1)
+    ensemble = extract_tree_ensemble(model.fit(X, y), "predict")
+    assert (ensemble.left[ensemble.roots] < 0).any()
+    rows, background = X[:6], X[100:130]
+    result = interventional_tree_shap(ensemble, rows, background, engine="tables")
+    # enumerated on the trees' own float64 sums (XGBoost's predict rounds to float32)
+    expected, base = _enumerate_shap(ensemble.predict, rows, background)
+    _close(result.values, expected)
+    np.testing.assert_allclose(result.base_values[0], base, atol=1e-12)
+    assert np.array_equal(result.predictions, ensemble.predict(rows))
+    np.testing.assert_allclose(result.predictions[:, 0], model.predict(rows), atol=1e-5)
+
+
 def test_the_enumeration_cases_repeat_features_and_route_missing_values():
     model, output, X = _fit_case("rf_nan")
     assert np.isnan(X[:5]).any() and np.isnan(X[100:110]).any()

@@ -48,7 +48,7 @@ from xaicli.methods.shap_tree_tables import (
     TreeTables,
     build_tables,
     choose_engines,
-    table_values,
+    table_values_and_predictions,
     tree_paths,
 )
 from xaicli.methods.tree_ensemble import TreeEnsemble, route
@@ -101,11 +101,11 @@ def interventional_tree_shap(
         tables = prepare_tables(
             ensemble, background, groups=groups, weights=weights, n_rows=X.shape[0], engine=engine
         )
-    background = ensemble.prepare(background, name="background")
     players, n_players = _players(groups, ensemble.n_features)
     values = np.zeros((X.shape[0], ensemble.value.shape[1], n_players))
     pair_trees = np.flatnonzero(tables.engine == ENGINE_PAIRS).astype(np.int64)
-    if pair_trees.size:
+    if pair_trees.size:  # (the table trees never read the background again)
+        background = ensemble.prepare(background, name="background")
         # a path adds each player at most once, and at most one per split
         max_players = min(ensemble.max_depth, n_players)
         w_pos, w_neg = _leaf_weights(max_players)
@@ -136,11 +136,11 @@ def interventional_tree_shap(
         if equal:
             pair_values /= background.shape[0]
         values += pair_values
-    table_values(ensemble, X, tables, values)
+    predictions = table_values_and_predictions(ensemble, X, tables, values)
     return Attributions(
         values=values,
         base_values=np.repeat(tables.base[None, :], X.shape[0], axis=0),
-        predictions=ensemble.predict(X),
+        predictions=ensemble.predict(X) if predictions is None else predictions,
     )
 
 

@@ -24,9 +24,10 @@ Tables hold 3·2^d float64 per leaf: a tree whose paths hold many distinct playe
 unlimited forests) is left to the per-pair engine (:mod:`xaicli.methods.shap_tree`), tree
 by tree, from a cost model and a memory cap (:func:`choose_engines`).
 
-Every "which child does this row go to" comes from :func:`node_decisions` (one call of
-``route`` per row and node), so the tables see exactly the model's branches, missing-value
-routing included.
+Every "which child does this row go to" follows ``route``'s rule (in the walks of
+:mod:`xaicli.methods.shap_tree_walk`, which read the tables and fill the histograms block
+by block of rows), so the tables see exactly the model's branches, missing-value routing
+included.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ import numpy as np
 from numba import njit
 
 from xaicli.methods.base import FloatArray, IntArray
+from xaicli.methods.shap_tree_walk import histogram_walk, values_walk
 from xaicli.methods.tree_ensemble import TreeEnsemble, route
 
 __all__ = [
@@ -57,10 +59,6 @@ DEFAULT_TABLE_MB = 1024
 TABLE_MB_ENV = "XAI_TREE_TABLE_MB"
 #: Beyond this many players on one path a leaf's table (d·2^d float64) is never built.
 MAX_TABLE_PLAYERS = 20
-#: Rows per block: (n_nodes, rows) decisions and a tree's (nodes, rows) failed sets are
-#: held at once; fewer rows on very large ensembles keep them within _BLOCK_BYTES.
-_DECISION_ROWS = 256
-_BLOCK_BYTES = 64 * 2**20
 
 # The engines' costs in units of one node of the table engine's walk per row, measured on
 # 30-feature forests and boosted models (one core; see choose_engines).
@@ -120,8 +118,9 @@ class TreeTables:
 
 def node_decisions(ensemble: TreeEnsemble, X: FloatArray) -> np.ndarray:
     """(n_nodes, n_rows) True where the row goes to the node's left child (internal
-    nodes only). ``X`` prepared (``ensemble.prepare``). The one place the table engine
-    asks how a row branches."""
+    nodes only). ``X`` prepared (``ensemble.prepare``). The table engine's own walks
+    (:mod:`xaicli.methods.shap_tree_walk`) apply the same rule node by node instead of
+    holding this matrix."""
     return _decisions(
         np.ascontiguousarray(X.T),
         ensemble.left,
@@ -299,21 +298,22 @@ def build_tables(
     """The tables of the trees ``engine`` gives to tables. ``background`` prepared,
     ``weights`` (n_background,) summing to 1, ``players`` the player of each column."""
     layout = _layout(ensemble, paths, engine)
-    outputs = ensemble.predict(background)
     equal = bool((weights == weights[0]).all())
-    base = outputs.mean(axis=0) if equal else weights @ outputs
     if layout.trees.size == 0:  # e.g. a run of a few rows: nothing to build (or to load)
+        base = _mean_output(ensemble.predict(background), weights, equal)
         empty = np.zeros(0, dtype=np.int64)
         return TreeTables(engine, paths, layout.start, np.zeros(0), layout.player_start,
                           empty, weights, base)  # fmt: skip
     hist = np.zeros(int(layout.hist_size))
-    step = _block_rows(ensemble)
-    for lo in range(0, background.shape[0], step):
-        goes_left = node_decisions(ensemble, background[lo : lo + step])
-        _histograms(
-            goes_left, weights[lo : lo + step], layout.trees, ensemble.roots,
-            ensemble.left, ensemble.right, paths.order, paths.slot, layout.hist_start, hist,
-        )  # fmt: skip
+    # every tree a table tree: the walk that fills the histograms gives the outputs too
+    every_tree = layout.trees.size == ensemble.roots.shape[0]
+    outputs = np.empty((background.shape[0], ensemble.value.shape[1])) if every_tree else None
+    histogram_walk(
+        ensemble, background, weights, layout.trees, paths.order, paths.slot,
+        layout.hist_start, hist, outputs,
+    )  # fmt: skip
+    base = _mean_output(ensemble.predict(background) if outputs is None else outputs,
+                        weights, equal)  # fmt: skip
     max_d = int(layout.unit_d.max()) if layout.unit_d.size else 0
     w_pos, w_neg = _leaf_weights(max_d)
     tables = np.zeros(int(layout.table_size))
@@ -330,6 +330,11 @@ def build_tables(
     return TreeTables(
         engine, paths, layout.start, tables, layout.player_start, slot_player, weights, base
     )
+
+
+def _mean_output(outputs: FloatArray, weights: FloatArray, equal: bool) -> FloatArray:
+    """The background's (weighted) mean output: the base value."""
+    return outputs.mean(axis=0) if equal else weights @ outputs
 
 
 @dataclass(frozen=True)
@@ -403,14 +408,6 @@ def _layout(ensemble: TreeEnsemble, paths: TreePaths, engine: np.ndarray) -> _La
     )
 
 
-def _block_rows(ensemble: TreeEnsemble) -> int:
-    """Rows per block: the decisions (1 byte per node) and a tree's failed sets (8 bytes per
-    node) of a block within _BLOCK_BYTES."""
-    n_nodes = ensemble.left.shape[0]
-    largest_tree = int(np.diff(np.append(ensemble.roots, n_nodes)).max())
-    return int(np.clip(_BLOCK_BYTES // (n_nodes + 8 * largest_tree), 8, _DECISION_ROWS))
-
-
 def _leaf_weights(max_d: int) -> tuple[FloatArray, FloatArray]:
     from xaicli.methods.shap_tree import _leaf_weights as pair_weights
 
@@ -418,65 +415,20 @@ def _leaf_weights(max_d: int) -> tuple[FloatArray, FloatArray]:
 
 
 @njit(cache=True)
-def _histograms(goes_left, weights, trees, roots, left, right, order, slot, start, hist):  # type: ignore[no-untyped-def]
-    """Add each background row's weight at its failed set, in every leaf's histogram.
-    Tree by tree (its histograms stay in cache), node by node, rows innermost."""
-    n_rows = goes_left.shape[1]
-    failed = np.zeros((_max_tree_nodes(roots, left.shape[0]), n_rows), dtype=np.int64)
-    for t in trees:
-        first = roots[t]
-        last = roots[t + 1] if t + 1 < roots.shape[0] else left.shape[0]
-        failed[order[first] - first, :] = 0
-        for idx in range(first, last):
-            node = order[idx]
-            lo, hi = left[node], right[node]
-            if lo < 0:
-                continue  # counted at its parent
-            here, go = failed[node - first], goes_left[node]
-            bit = np.int64(1) << slot[node]
-            if left[lo] >= 0:
-                for r in range(n_rows):
-                    failed[lo - first, r] = here[r] if go[r] else here[r] | bit
-            elif start[lo] >= 0:  # a leaf: its row's weight, straight into its histogram
-                s0 = start[lo]
-                for r in range(n_rows):
-                    hist[s0 + (here[r] if go[r] else here[r] | bit)] += weights[r]
-            if left[hi] >= 0:
-                for r in range(n_rows):
-                    failed[hi - first, r] = here[r] | bit if go[r] else here[r]
-            elif start[hi] >= 0:
-                s0 = start[hi]
-                for r in range(n_rows):
-                    hist[s0 + (here[r] | bit if go[r] else here[r])] += weights[r]
-
-
-@njit(cache=True, inline="always")
-def _split(here, goes_left, slot, to_left, to_right):  # type: ignore[no-untyped-def]
-    """The children's failed sets: the slot fails on the side the row does not take."""
-    bit = np.int64(1) << slot
-    for r in range(here.shape[0]):
-        if goes_left[r]:
-            to_left[r] = here[r]
-            to_right[r] = here[r] | bit
-        else:
-            to_left[r] = here[r] | bit
-            to_right[r] = here[r]
-
-
-@njit(cache=True)
-def _max_tree_nodes(roots, n_nodes):  # type: ignore[no-untyped-def]
-    most = 0
-    for t in range(roots.shape[0]):
-        last = roots[t + 1] if t + 1 < roots.shape[0] else n_nodes
-        most = max(most, last - roots[t])
-    return most
-
-
-@njit(cache=True)
 def _leaf_shares(hist, h0, flip, d, sums, popcount, w_pos, w_neg, lose, gain, cut):  # type: ignore[no-untyped-def]
     """A leaf's N, A, C tables (``lose``, ``gain``, ``cut``) from its histogram (at ``h0``,
     indices xor ``flip``: see _layout)."""
     size = 1 << d
+    # a histogram holds at most one set per background row: from each set to its supersets
+    # costs sum 2^(d-|t|) over its sets, under the ranked transforms' d² 2^d when sparse
+    # (always for d <= 8: at most 3^d)
+    spread = 0
+    for t in range(size):
+        if hist[h0 + (t ^ flip)] != 0.0:
+            spread += 1 << (d - popcount[t])
+    if spread <= d * (d + 1) * size:
+        _leaf_shares_sparse(hist, h0, flip, d, popcount, w_pos, w_neg, lose, gain, cut)
+        return
     for k in range(d + 1):
         for u in range(size):
             sums[k, u] = 0.0
@@ -500,6 +452,32 @@ def _leaf_shares(hist, h0, flip, d, sums, popcount, w_pos, w_neg, lose, gain, cu
                 n_val += s * w_neg[k, q]
                 c_val += s * w_pos[k, q - 1]
         lose[u], gain[u], cut[u] = n_val, a_val, c_val
+
+
+@njit(cache=True)
+def _leaf_shares_sparse(hist, h0, flip, d, popcount, w_pos, w_neg, lose, gain, cut):  # type: ignore[no-untyped-def]
+    """:func:`_leaf_shares` by adding each set's weight to every superset u of it."""
+    size = 1 << d
+    full = size - 1
+    for u in range(size):
+        lose[u], gain[u], cut[u] = 0.0, 0.0, 0.0
+    for t in range(size):
+        h = hist[h0 + (t ^ flip)]
+        if h == 0.0:
+            continue
+        k = popcount[t]
+        rest = full & ~t
+        extra = rest
+        while True:  # every subset of rest, rest first
+            u = t | extra
+            q = d - popcount[u]
+            gain[u] += h * w_pos[k, q]
+            if q > 0:
+                lose[u] += h * w_neg[k, q]
+                cut[u] += h * w_pos[k, q - 1]
+            if extra == 0:
+                break
+            extra = (extra - 1) & rest
 
 
 @njit(cache=True)
@@ -536,19 +514,26 @@ def _fill_tables(  # type: ignore[no-untyped-def]
             )  # fmt: skip
         base = start[node]
         for k in range(unit_lo[i], unit_hi[i]):
+            v0 = value[leaves[0], k]
+            v1 = value[leaves[1], k] if is_pair else 0.0
             for f in range(size):
                 row = base + ((k - unit_lo[i]) * size + f) * d
+                s0 = full & ~f
+                f1 = f ^ flip  # the right leaf's failed set
+                s1 = full & ~f1
                 for j in range(d):
                     bit = 1 << j
-                    total = 0.0
-                    for m in range(n_leaves):
-                        fm = f ^ flip if m == 1 else f
-                        sm = full & ~fm
-                        if fm & bit:
-                            share = -lose[m, sm]
+                    if f & bit:
+                        share = -lose[0, s0]
+                    else:
+                        share = gain[0, s0] - cut[0, s0 ^ bit]
+                    total = v0 * share
+                    if is_pair:
+                        if f1 & bit:
+                            share = -lose[1, s1]
                         else:
-                            share = gain[m, sm] - cut[m, sm ^ bit]
-                        total += value[leaves[m], k] * share
+                            share = gain[1, s1] - cut[1, s1 ^ bit]
+                        total += v1 * share
                     tables[row + j] = total
 
 
@@ -557,57 +542,28 @@ def table_values(
 ) -> None:
     """Add to ``phi`` (n_rows, n_outputs, n_players) the table trees' attributions of the
     prepared rows ``X``."""
+    table_values_and_predictions(ensemble, X, tables, phi, with_predictions=False)
+
+
+def table_values_and_predictions(
+    ensemble: TreeEnsemble,
+    X: FloatArray,
+    tables: TreeTables,
+    phi: FloatArray,
+    *,
+    with_predictions: bool = True,
+) -> FloatArray | None:
+    """:func:`table_values`, and when every tree is a table tree (and ``with_predictions``)
+    the model's (n_rows, n_outputs) output on ``X`` from the same walk; else None."""
     trees = np.flatnonzero(tables.engine == ENGINE_TABLES).astype(np.int64)
+    every_tree = trees.size == ensemble.roots.shape[0]
+    predictions = (
+        np.empty((X.shape[0], ensemble.value.shape[1])) if with_predictions and every_tree else None
+    )
     if trees.size == 0:
-        return
-    step = _block_rows(ensemble)
-    for lo in range(0, X.shape[0], step):
-        goes_left = node_decisions(ensemble, X[lo : lo + step])
-        _row_values(
-            goes_left, trees, ensemble.roots, ensemble.left, ensemble.right,
-            tables.paths.order, ensemble.tree_output, ensemble.value.shape[1], tables.paths.slot, tables.paths.n_slots,
-            tables.player_start, tables.slot_player, tables.start, tables.tables,
-            phi[lo : lo + step],
-        )  # fmt: skip
-
-
-@njit(cache=True)
-def _row_values(  # type: ignore[no-untyped-def]
-    goes_left, trees, roots, left, right, order, tree_output, n_outputs, slot, n_slots,
-    player_start, slot_player, start, tables, phi,
-):  # fmt: skip
-    n_rows = goes_left.shape[1]
-    failed = np.zeros((_max_tree_nodes(roots, left.shape[0]), n_rows), dtype=np.int64)
-    for t in trees:
-        k_lo, k_hi = 0, n_outputs
-        if tree_output[t] >= 0:
-            k_lo, k_hi = tree_output[t], tree_output[t] + 1
-        first = roots[t]
-        last = roots[t + 1] if t + 1 < roots.shape[0] else left.shape[0]
-        failed[order[first] - first, :] = 0
-        for idx in range(first, last):
-            node = order[idx]
-            here = failed[node - first]
-            lo = left[node]
-            unit = start[node]
-            if unit < 0:
-                if lo >= 0:
-                    _split(here, goes_left[node], slot[node], failed[lo - first],
-                           failed[right[node] - first])  # fmt: skip
-                continue  # (a leaf of a pair, or alone in its tree: no players)
-            d = n_slots[node]
-            right_bit = 0
-            if lo >= 0:  # a pair of leaves: indexed by the left one's failed set
-                d += 1
-                right_bit = np.int64(1) << slot[node]
-            size = 1 << d
-            players = player_start[node]
-            go = goes_left[node]
-            for r in range(n_rows):
-                fail = here[r]
-                if lo >= 0 and not go[r]:
-                    fail |= right_bit
-                for k in range(k_lo, k_hi):
-                    row = unit + ((k - k_lo) * size + fail) * d
-                    for j in range(d):
-                        phi[r, k, slot_player[players + j]] += tables[row + j]
+        return predictions  # None: no table tree, or an ensemble without trees
+    values_walk(
+        ensemble, X, trees, tables.paths.order, tables.paths.slot, tables.paths.n_slots,
+        tables.start, tables.player_start, tables.slot_player, tables.tables, phi, predictions,
+    )  # fmt: skip
+    return predictions
