@@ -146,13 +146,20 @@ def _internal_columns(model: Any, columns: list[Any]) -> list[Any]:
     return [columns[i] for i in order]
 
 
+#: Background rows on which the trees read from a booster are checked against its output.
+REPRODUCE_ROWS = 1000
+
+
 def _check_reproduces(model: Any, output_kind: str, ensemble: TreeEnsemble, frame: Any) -> None:
     """For XGBoost and LightGBM, whose trees are parsed from their own model formats:
     the parsed trees must give the model's own output on the background (to float32
-    precision: XGBoost computes in float32), else refuse rather than explain other trees."""
+    precision: XGBoost computes in float32), else refuse rather than explain other trees.
+    The first ``REPRODUCE_ROWS`` background rows (a seeded sample) are enough to tell a
+    misread tree, and keep the run's cost flat in the background's size."""
     final = final_estimator(model)
     if booster_family(final) is None:
         return
+    frame = frame.iloc[:REPRODUCE_ROWS] if hasattr(frame, "iloc") else frame[:REPRODUCE_ROWS]
     data = model[:-1].transform(frame) if is_pipeline(model) else frame
     if output_kind == "decision":
         expected = margin(final, data)
