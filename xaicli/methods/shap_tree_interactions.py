@@ -58,6 +58,7 @@ from xaicli.methods.shap_tree_tables import (
     ENGINE_TABLES,
     TreePaths,
     TreeTables,
+    engine_counts,
     node_decisions,
     table_memory_cap,
     tree_paths,
@@ -104,9 +105,7 @@ class InteractionTables:
     slot_player: IntArray
 
     def engine_counts(self) -> dict[str, int]:
-        """Trees per engine, for the manifest."""
-        n_tables = int((self.engine == ENGINE_TABLES).sum())
-        return {"tables": n_tables, "pairs": int(self.engine.shape[0]) - n_tables}
+        return engine_counts(self.engine)
 
 
 def interventional_tree_interactions(

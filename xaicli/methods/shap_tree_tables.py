@@ -49,6 +49,7 @@ __all__ = [
     "TreeTables",
     "build_tables",
     "choose_engines",
+    "engine_counts",
     "node_decisions",
     "table_values",
     "tree_paths",
@@ -111,9 +112,13 @@ class TreeTables:
     base: FloatArray
 
     def engine_counts(self) -> dict[str, int]:
-        """Trees per engine, for the manifest."""
-        n_tables = int((self.engine == ENGINE_TABLES).sum())
-        return {"tables": n_tables, "pairs": int(self.engine.shape[0]) - n_tables}
+        return engine_counts(self.engine)
+
+
+def engine_counts(engine: np.ndarray) -> dict[str, int]:
+    """Trees per engine (each tree's ``ENGINE_TABLES`` or ``ENGINE_PAIRS``), for the manifest."""
+    n_tables = int((engine == ENGINE_TABLES).sum())
+    return {"tables": n_tables, "pairs": int(engine.shape[0]) - n_tables}
 
 
 def node_decisions(ensemble: TreeEnsemble, X: FloatArray) -> np.ndarray:
