@@ -63,6 +63,7 @@ from xaicli.methods.shap_tree_tables import (
     table_memory_cap,
     tree_paths,
 )
+from xaicli.methods.shap_tree_walk import histogram_walk
 from xaicli.methods.tree_ensemble import TreeEnsemble, route
 
 __all__ = [
@@ -370,12 +371,9 @@ def _build(
     slot_player = np.zeros(int(d.sum()), dtype=np.int64)
     if trees.size and leaf.any():
         hist = np.zeros(int(sizes.sum()))
-        for lo in range(0, background.shape[0], _ROWS):
-            goes_left = node_decisions(ensemble, background[lo : lo + _ROWS])
-            _histograms(
-                goes_left, weights[lo : lo + _ROWS], trees, ensemble.roots, ensemble.left,
-                ensemble.right, paths.order, paths.slot, hist_start, hist,
-            )  # fmt: skip
+        histogram_walk(
+            ensemble, background, weights, trees, paths.order, paths.slot, hist_start, hist
+        )
         c_pp, c_qq, c_pq = _pair_weights(int(d.max()))
         _fill_tables(np.flatnonzero(leaf), d, hist_start, hist, start, c_pp, c_qq, c_pq, tables)
         _leaf_players(
@@ -383,35 +381,6 @@ def _build(
             paths.slot, player_start, max(ensemble.max_depth, 1), slot_player,
         )  # fmt: skip
     return InteractionTables(shap_tables, engine, start, tables, player_start, slot_player)
-
-
-@njit(cache=True)
-def _histograms(goes_left, weights, trees, roots, left, right, order, slot, start, hist):  # type: ignore[no-untyped-def]
-    """Add each background row's weight at its failed set in every table leaf's histogram."""
-    n_rows = goes_left.shape[1]
-    most = 0
-    for t in range(roots.shape[0]):
-        last = roots[t + 1] if t + 1 < roots.shape[0] else left.shape[0]
-        most = max(most, last - roots[t])
-    failed = np.zeros((most, n_rows), dtype=np.int64)
-    for t in trees:
-        first = roots[t]
-        last = roots[t + 1] if t + 1 < roots.shape[0] else left.shape[0]
-        failed[order[first] - first, :] = 0
-        for idx in range(first, last):
-            node = order[idx]
-            here = failed[node - first]
-            if left[node] < 0:
-                if start[node] >= 0:
-                    for r in range(n_rows):
-                        hist[start[node] + here[r]] += weights[r]
-                continue
-            bit = np.int64(1) << slot[node]
-            go = goes_left[node]
-            lo, hi = left[node] - first, right[node] - first
-            for r in range(n_rows):
-                failed[lo, r] = here[r] if go[r] else here[r] | bit
-                failed[hi, r] = here[r] | bit if go[r] else here[r]
 
 
 @njit(cache=True)
