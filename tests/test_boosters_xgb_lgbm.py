@@ -475,11 +475,11 @@ def test_tree_shap_on_boosters_defaults_to_a_1000_row_background(tmp_path, name,
 def test_a_boosted_probability_keeps_the_100_row_background(tmp_path):
     """Sampled or enumerated: each background row costs model calls."""
     from xaicli.config import ExplainConfig
-    from xaicli.runner.prepare import DEFAULT_BACKGROUND_SIZE, _background_size
+    from xaicli.runner.background import DEFAULT_BACKGROUND_SIZE, background_size
 
     config = ExplainConfig.from_values(
         model="m.joblib", data=tmp_path / "d.parquet", out=str(tmp_path / "o.parquet")
     )
     for output, expected in (("proba", DEFAULT_BACKGROUND_SIZE), ("decision", 1000)):
         config = config.with_values(output=output)
-        assert _background_size(config, _fitted("xgb_binary")) == expected
+        assert background_size(config, _fitted("xgb_binary")) == expected

@@ -103,7 +103,7 @@ def test_a_method_registered_in_process_runs_through_the_command_line(
 
 def _background_positions(n_rows: int) -> np.ndarray:
     """The default background: 100 rows drawn with the seed (as the runner draws them)."""
-    from xaicli.runner.prepare import BACKGROUND_STREAM
+    from xaicli.runner.background import BACKGROUND_STREAM
 
     rng = np.random.default_rng([0, BACKGROUND_STREAM, 1])
     return rng.choice(n_rows, size=min(100, n_rows), replace=False)

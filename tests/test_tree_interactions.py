@@ -290,7 +290,7 @@ def test_cli_top_features_by_mean_attribution_over_the_background(case, tmp_path
 
 
 def _background_sample(frame: pd.DataFrame, size: int) -> np.ndarray:
-    from xaicli.runner.prepare import BACKGROUND_STREAM
+    from xaicli.runner.background import BACKGROUND_STREAM
 
     rng = np.random.default_rng([0, BACKGROUND_STREAM, 1])
     positions = np.sort(rng.choice(len(frame), size=size, replace=False))

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 
 from xaicli.config import ExplainConfig, resolve_names
 from xaicli.errors import DataError, ModelLoadError, UsageError, XaiError
@@ -34,7 +33,8 @@ from xaicli.models.adapter import (
 from xaicli.models.codec import FeatureCodec
 from xaicli.models.loader import ModelSource, load_model, model_exits_as, model_fingerprint
 from xaicli.models.native_files import check_native_features
-from xaicli.runner.choose import INTERACTION_CHOICES, choose_shap_algorithm, may_choose_tree
+from xaicli.runner.background import background_size, background_table, read_table
+from xaicli.runner.choose import INTERACTION_CHOICES, choose_shap_algorithm
 from xaicli.runner.plan import RunPlan
 from xaicli.runner.scan import (
     check_text_values,
@@ -45,12 +45,6 @@ from xaicli.runner.scan import (
 )
 from xaicli.runner.structure import model_structure
 from xaicli.runner.validate import InvalidPolicy, invalid_mask, probe_non_finite
-
-BACKGROUND_STREAM = 0xBA5E  # the background sample's random stream, apart from the rows'
-DEFAULT_BACKGROUND_SIZE = 100
-# TreeSHAP's cost per row does not grow with the background (xaicli.methods.shap_tree_tables),
-# so tree models get a larger sample: a closer estimate of the interventional expectation.
-TREE_BACKGROUND_SIZE = 1000
 
 
 @dataclass
@@ -84,8 +78,8 @@ def _prepare(config: ExplainConfig) -> Prepared:
     scan = scan_data(source, features, codec.categorical)  # every value, before any work
     if scan.n_rows == 0:
         raise DataError(f"{config.inputs.data} has no rows")
-    background_size = _background_size(config, model)
-    table, weights = _background_table(config, source, features, scan.n_rows, background_size)
+    size = background_size(config, model)
+    table, weights = background_table(config, source, features, scan.n_rows, size)
     background = codec.encode(table)
     notes: list[str] = []
     model_columns = model_feature_names(model)
@@ -404,90 +398,6 @@ def _features(config: ExplainConfig, source: TableSource, model: Any) -> tuple[s
     return features
 
 
-def _background_size(config: ExplainConfig, model: Any) -> int:
-    """--background-size, or its default: larger for TreeSHAP on a tree model."""
-    if config.inputs.background_size is not None:
-        return config.inputs.background_size
-    compute = config.compute
-    if may_choose_tree(compute.method, compute.algorithm, model, config.inputs.output):
-        return TREE_BACKGROUND_SIZE
-    return DEFAULT_BACKGROUND_SIZE
-
-
-def _background_table(
-    config: ExplainConfig, source: TableSource, features: tuple[str, ...], n_rows: int, size: int
-):
-    """The background rows' features, and their --background-weights (None without)."""
-    column = config.inputs.background_weights
-    if config.inputs.background is not None:
-        table_source = open_table(config.inputs.background, what="background")
-        missing = [f for f in features if f not in table_source.schema.names]
-        if missing:
-            raise DataError(
-                f"background {config.inputs.background} lacks column(s) {', '.join(missing)}"
-            )
-        where = f"background {config.inputs.background}"
-        columns = _with_weights(features, column, table_source, where)
-        table_source = table_source.check_columns(columns, what="background")
-        table = table_source.take(np.arange(table_source.count_rows()), columns)
-        if table.num_rows == 0:
-            raise DataError(f"background {config.inputs.background} has no rows")
-        return table, _background_weights(table, column)
-    if size < 1:
-        raise UsageError(f"--background-size must be at least 1, got {size}")
-    columns = _with_weights(features, column, source, str(config.inputs.data))
-    size = min(size, n_rows)
-    rng = np.random.default_rng(
-        [config.compute.seed, BACKGROUND_STREAM, 1]
-    )  # 3 words: never a row stream
-    positions = np.sort(rng.choice(n_rows, size=size, replace=False))
-    table = source.take(positions, columns)
-    return table, _background_weights(table, column)
-
-
-def _with_weights(
-    features: tuple[str, ...], column: str | None, source: TableSource, where: str
-) -> list[str]:
-    """The columns to read: the features and the weight column."""
-    if column is None:
-        return list(features)
-    if column not in source.schema.names:
-        raise DataError(
-            f"--background-weights {column!r} is not a column of {where}; it has "
-            f"{', '.join(source.schema.names)}"
-        )
-    return list(features) if column in features else [*features, column]
-
-
-def _background_weights(table: Any, column: str | None) -> np.ndarray | None:
-    """The weight column's values, checked: finite, >= 0, not all 0."""
-    if column is None:
-        return None
-    values = table.column(column)
-    try:
-        weights = values.cast(pa.float64()).to_numpy(zero_copy_only=False)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        raise DataError(
-            f"--background-weights {column!r} must hold numbers, got {values.type}"
-        ) from None
-    what = f"--background-weights {column!r}"
-    bad = ~np.isfinite(weights)
-    if bad.any():
-        raise DataError(
-            f"{what} has a missing or infinite weight (background row {int(np.argmax(bad))}); "
-            "weights must be finite numbers >= 0"
-        )
-    if (weights < 0).any():
-        first = int(np.argmax(weights < 0))
-        raise DataError(
-            f"{what} has a negative weight {weights[first]:g} (background row {first}); "
-            "weights must be >= 0"
-        )
-    if not weights.sum() > 0:
-        raise DataError(f"{what}: every weight is 0; give some background rows a positive weight")
-    return weights
-
-
 def _choose_algorithm(config, method, model, probe, output, background, notes, weights, n_rows):
     """The method's algorithm and what it derives from the model once per run; "" and
     None for a method without algorithms."""
@@ -583,7 +493,7 @@ def _table_params(
         value = getattr(params, param.name)
         if value in param.keywords:
             continue
-        table = codec.encode(_read_table(Path(value), param.name, features))
+        table = codec.encode(read_table(Path(value), param.name, features))
         categorical = codec.categorical_mask
         bad, reasons = invalid_mask(table, categorical, invalid)
         if bad.any():
@@ -595,19 +505,6 @@ def _table_params(
             )
         tables[param.name] = table
     return tables
-
-
-def _read_table(path: Path, what: str, features):
-    """The features' columns of every row of a Parquet or CSV table."""
-    table_source = open_table(path, what=what)
-    missing = [f for f in features if f not in table_source.schema.names]
-    if missing:
-        raise DataError(f"{what} {path} lacks column(s) {', '.join(missing)}")
-    table_source = table_source.check_columns(features, what=what)
-    table = table_source.take(np.arange(table_source.count_rows()), features)
-    if table.num_rows == 0:
-        raise DataError(f"{what} {path} has no rows")
-    return table
 
 
 def _line(exc: BaseException) -> str:
