@@ -137,7 +137,7 @@ def _prepare(config: ExplainConfig) -> Prepared:
         "background_source": str(config.inputs.background)
         if config.inputs.background
         else "sample of the data",
-        "background_size": background_size,
+        "background_size": size,
         "background_weights": config.inputs.background_weights,
         **_tree_facts(structure),
         **_interaction_facts(plan.interactions, config),
